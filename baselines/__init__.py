@@ -1,0 +1,1 @@
+"""Reproduced methods: one small file per method, registered in ``METHODS`` by name."""

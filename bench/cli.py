@@ -1,0 +1,218 @@
+"""The ``kdbench`` command: list, run, suite, leaderboard, regress.
+
+User errors (:class:`~bench.errors.KDBenchError`) print one line and exit with
+their code (2 for unknown names and bad configs); Ctrl-C exits 130 and leaves no
+partial record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.errors import ConfigError, KDBenchError
+
+LEADERBOARD_DIR = Path(__file__).resolve().parent.parent / "leaderboard"
+PUBLISHED_RECORDS = LEADERBOARD_DIR / "records"
+PUBLISHED_TABLES = LEADERBOARD_DIR / "tables"
+REGRESSION_REFERENCE = LEADERBOARD_DIR / "regression"
+DEFAULT_RESULTS = os.environ.get("KDBENCH_RESULTS", "results")
+
+
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
+    """``["T=2", "alpha=0.5"]`` -> ``{"T": 2, "alpha": 0.5}`` (values parsed as Python literals)."""
+    values = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE")
+        key, raw = pair.split("=", 1)
+        try:
+            values[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            values[key] = raw
+    return values
+
+
+def _options(args: argparse.Namespace, **extra):
+    from bench.runner import RunOptions
+
+    return RunOptions(
+        device=args.device, teacher_output_cache=not args.no_teacher_cache,
+        data_root=args.data_root, progress=not args.quiet, force=args.force, **extra,
+    )
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from bench.protocol import get_protocol
+    from bench.registry import DATASETS, METHODS, MODELS, PROTOCOLS, TASKS
+
+    print("tasks:     " + ", ".join(TASKS.names()))
+    print("methods:")
+    for name in METHODS.names():
+        cls = METHODS.get(name)
+        summary = (cls.__doc__ or "").strip().splitlines()[0]
+        print(f"  {name:<12} {summary}  defaults={cls.defaults}")
+    print("protocols:")
+    for name in PROTOCOLS.names():
+        p = get_protocol(name)
+        print(f"  {name:<24} task={p.task} tier={p.tier} version={p.version} hash={p.short_hash} "
+              f"seeds={list(p.seeds)}")
+    print("models:    " + ", ".join(MODELS.names()))
+    print("datasets:  " + ", ".join(DATASETS.names()))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.protocol import get_protocol
+    from bench.results import ResultsStore
+    from bench.runner import Workspace, run_one
+
+    protocol = get_protocol(args.protocol)
+    from bench.registry import METHODS
+
+    METHODS.get(args.method)  # unknown names fail before any data is touched
+    seeds = tuple(args.seeds) if args.seeds else protocol.seeds
+    options = _options(args, teacher_file=args.teacher, teacher_sha256=args.teacher_sha256,
+                       hparams=parse_sets(args.set))
+    store = ResultsStore(args.results)
+    workspace = None
+    for seed in seeds:
+        if store.exists(protocol.key, args.method, seed) and not args.force:
+            print(f"{protocol.key} {args.method} seed {seed}: already in {store.root} (use --force to rerun)")
+            continue
+        workspace = workspace or Workspace(protocol, options)
+        record = run_one(protocol, args.method, seed, store, options, workspace)
+        shown = ", ".join(f"{k}={v:.2f}" for k, v in record["metrics"].items())
+        print(f"{protocol.key} {args.method} seed {seed}: {shown} "
+              f"({record['cost']['train_seconds']:.1f}s) -> {store.path(protocol.key, args.method, seed)}")
+    return 0
+
+
+def render(results: str | Path, out: str | Path) -> str:
+    from leaderboard.render import write_leaderboard
+
+    return write_leaderboard(results, out)[0].read_text()
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    from bench.suite import run_suite
+
+    results, out = Path(args.results), Path(args.out) if args.out else Path(args.results) / "leaderboard"
+    if args.publish:
+        results, out = PUBLISHED_RECORDS, PUBLISHED_TABLES
+    run_suite(args.tier, str(results), _options(args), jobs=args.jobs, methods=args.methods,
+              protocols=args.protocols)
+    print(render(results, out))
+    print(f"tables written to {out}")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    print(render(args.results, args.out))
+    print(f"tables written to {args.out}")
+    return 0
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    from bench.regress import compare, format_rows
+    from bench.results import iter_records
+
+    if args.records:
+        current_root = Path(args.records)
+    else:
+        from bench.suite import run_suite
+
+        current_root = Path(args.results or tempfile.mkdtemp(prefix="kdbench-regress-"))
+        run_suite(args.tier, str(current_root), _options(args), jobs=args.jobs)
+    if args.update:
+        import shutil
+
+        shutil.rmtree(args.reference, ignore_errors=True)
+        shutil.copytree(current_root, args.reference, ignore=shutil.ignore_patterns("leaderboard", ".tmp-*"))
+        print(f"reference records updated in {args.reference}")
+        return 0
+    rows = compare(iter_records(current_root), iter_records(args.reference), floor=args.floor, k=args.k)
+    print(format_rows(rows))
+    failed = [r for r in rows if r.status != "ok"]
+    print(f"{len(failed)} of {len(rows)} checks failed" if failed else f"all {len(rows)} checks passed")
+    return 1 if failed else 0
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    p.add_argument("--force", action="store_true", help="rerun (protocol, method, seed) already in the results")
+    p.add_argument("--no-teacher-cache", action="store_true",
+                   help="run the teacher live instead of reusing its cached outputs")
+    p.add_argument("--data-root", help="folder of a real dataset for protocols that read one")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kdbench", description="Knowledge-distillation benchmark suite.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="registered tasks, methods, protocols, models and datasets")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="train and evaluate one method on one protocol, one record per seed")
+    p.add_argument("--protocol", required=True)
+    p.add_argument("--method", required=True)
+    p.add_argument("--seeds", type=int, nargs="+", help="default: the protocol's seeds")
+    p.add_argument("--results", default=DEFAULT_RESULTS, help=f"results folder (default: {DEFAULT_RESULTS})")
+    p.add_argument("--teacher", help="a teacher state-dict file to use instead of the suite-trained one")
+    p.add_argument("--teacher-sha256", help="expected sha256 of --teacher; a mismatch stops the run")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a method hyperparameter (repeatable)")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("suite", help="the default benchmark: a tier's protocols x methods x seeds, then the leaderboard")
+    p.add_argument("--tier", default="mini", help="smoke, mini or full (default: mini)")
+    p.add_argument("--protocols", nargs="+", help="only these protocols")
+    p.add_argument("--methods", nargs="+", help="only these methods")
+    p.add_argument("--jobs", type=int, default=2, help="parallel runs (default: 2)")
+    p.add_argument("--results", default=DEFAULT_RESULTS, help=f"results folder (default: {DEFAULT_RESULTS})")
+    p.add_argument("--out", help="where to write the tables (default: RESULTS/leaderboard)")
+    p.add_argument("--publish", action="store_true",
+                   help=f"write records to {PUBLISHED_RECORDS} and tables to {PUBLISHED_TABLES}")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_suite)
+
+    p = sub.add_parser("leaderboard", help="render Markdown and CSV tables from result records")
+    p.add_argument("--results", default=str(PUBLISHED_RECORDS), help="records folder (default: the published one)")
+    p.add_argument("--out", default=str(PUBLISHED_TABLES), help="tables folder (default: the published one)")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("regress", help="CI accuracy gate: compare records against the committed reference")
+    p.add_argument("--records", help="compare these records instead of running the tier")
+    p.add_argument("--results", help="where to write the records of the run (default: a temporary folder)")
+    p.add_argument("--tier", default="smoke")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--reference", default=str(REGRESSION_REFERENCE))
+    p.add_argument("--floor", type=float, default=1.0, help="smallest tolerance, in metric points (default: 1.0)")
+    p.add_argument("--k", type=float, default=3.0, help="tolerance = max(floor, k * reference std) (default: 3)")
+    p.add_argument("--update", action="store_true", help="replace the reference with this run's records")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_regress)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KDBenchError as exc:
+        print(f"kdbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("kdbench: interrupted; no partial record was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The Distiller: teacher + student + method, with features recorded by module path.
+
+Features are read with forward hooks on ``model.get_submodule(path)``, so any
+off-the-shelf model works unmodified. The teacher is frozen (no gradients, eval
+mode); its outputs may come from a :class:`~bench.teacher_cache.TeacherOutputCache`
+instead of a live forward pass.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from bench.method import LossInputs, Method
+from bench.task import Batch, Task
+
+
+class FeatureRecorder:
+    """Records the outputs of named submodules during a forward pass."""
+
+    def __init__(self, model: nn.Module, points: dict[str, str]):
+        self.model = model
+        self.points = {name: path for name, path in points.items() if path}
+        self.features: dict[str, torch.Tensor] = {}
+        self._handles = []
+        for name, path in self.points.items():
+            module = model.get_submodule(path)
+            self._handles.append(module.register_forward_hook(self._hook(name)))
+
+    def _hook(self, name: str):
+        def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+            self.features[name] = output
+
+        return hook
+
+    def __call__(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Run the model and return ``{"logits": output, <point>: feature, ...}``."""
+        self.features = {}
+        output = self.model(inputs)
+        return {"logits": output, **self.features}
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
+class Distiller(nn.Module):
+    """Computes the named loss terms of one batch for a student taught by a teacher."""
+
+    def __init__(
+        self,
+        task: Task,
+        student: nn.Module,
+        student_name: str,
+        method: Method,
+        teacher: nn.Module | None = None,
+        teacher_name: str = "",
+        teacher_cache=None,
+    ):
+        super().__init__()
+        self.task, self.method = task, method
+        self.student = student
+        self.student_recorder = FeatureRecorder(
+            student, {p: task.module_path(student_name, p) for p in method.student_features}
+        )
+        self.teacher = None
+        self.teacher_recorder = None
+        self.teacher_cache = teacher_cache
+        self.teacher_forward_seconds = 0.0
+        self.teacher_forwards = 0
+        if method.needs_teacher:
+            if teacher is None:
+                raise ValueError(f"method {type(method).__name__} needs a teacher")
+            freeze(teacher)
+            # Not a submodule: its parameters must never reach the optimiser or a state dict.
+            self.__dict__["teacher"] = teacher
+            self.teacher_recorder = FeatureRecorder(
+                teacher, {p: task.module_path(teacher_name, p) for p in method.teacher_features}
+            )
+        self.extras: nn.Module | None = None
+
+    def build_extras(self, sample_inputs: torch.Tensor) -> None:
+        """Run one probe forward pass to learn feature shapes and let the method build extras."""
+        with torch.no_grad():
+            was_training = self.student.training
+            self.student.eval()
+            student_shapes = {k: v.shape for k, v in self.student_recorder(sample_inputs).items()}
+            self.student.train(was_training)
+            teacher_shapes = {}
+            if self.teacher_recorder is not None:
+                teacher_shapes = {k: v.shape for k, v in self.teacher_recorder(sample_inputs).items()}
+        self.extras = self.method.build_extras(student_shapes, teacher_shapes)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        params = list(self.student.parameters())
+        if self.extras is not None:
+            params += list(self.extras.parameters())
+        return params
+
+    def extra_parameter_count(self) -> int:
+        return 0 if self.extras is None else sum(p.numel() for p in self.extras.parameters())
+
+    def teacher_features(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if self.teacher_recorder is None:
+            return {}
+        if self.teacher_cache is not None:
+            cached = self.teacher_cache.lookup(batch.indices, batch.variants)
+            return {name: value.to(batch.inputs.device) for name, value in cached.items()}
+        start = time.perf_counter()
+        with torch.no_grad():
+            features = self.teacher_recorder(batch.inputs)
+        self.teacher_forward_seconds += time.perf_counter() - start
+        self.teacher_forwards += len(batch.targets)
+        return features
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        teacher = self.teacher_features(batch)
+        student = self.student_recorder(batch.inputs)
+        task_losses = self.task.task_losses(student["logits"], batch.targets)
+        return self.method.losses(LossInputs(student, teacher, batch.targets, task_losses), self.extras)
+
+    def close(self) -> None:
+        self.student_recorder.remove()
+        if self.teacher_recorder is not None:
+            self.teacher_recorder.remove()
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Put a teacher in eval mode with gradients off."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

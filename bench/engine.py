@@ -1,0 +1,125 @@
+"""The lean train / eval loop: seeding, determinism, a non-finite guard, progress.
+
+One loop serves every method: it asks the :class:`~bench.distill.Distiller` for
+named loss terms, sums them, and steps SGD with a cosine schedule. Methods that
+change the procedure use the protocol or :class:`TrainHooks`, not a forked loop.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bench.distill import Distiller
+from bench.errors import NonFiniteLossError
+from bench.protocol import Schedule
+from bench.task import Split
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return a torch generator for data order and augmentation."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def set_threads(threads: int) -> None:
+    """Set torch's CPU thread count explicitly (results are recorded with it)."""
+    torch.set_num_threads(threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
+def make_optimizer(params, schedule: Schedule, total_steps: int):
+    optimizer = torch.optim.SGD(
+        params, lr=schedule.lr, momentum=schedule.momentum,
+        weight_decay=schedule.weight_decay, nesterov=schedule.nesterov,
+    )
+    lr_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
+    return optimizer, lr_scheduler
+
+
+@dataclass
+class TrainStats:
+    """What a training run cost and how it ended."""
+
+    steps: int = 0
+    wall_seconds: float = 0.0
+    final_losses: dict[str, float] = field(default_factory=dict)
+
+
+class TrainHooks:
+    """Extension points for methods that change the procedure (no-ops by default)."""
+
+    def after_step(self, step: int, distiller: Distiller) -> None:  # pragma: no cover - default
+        pass
+
+
+def train(
+    distiller: Distiller,
+    split: Split,
+    schedule: Schedule,
+    augmentation: str,
+    generator: torch.Generator,
+    progress: bool = False,
+    desc: str = "train",
+    hooks: TrainHooks | None = None,
+    device: torch.device = torch.device("cpu"),
+) -> TrainStats:
+    """Train ``distiller.student`` (and the method's extras) for ``schedule.epochs``.
+
+    Raises :class:`NonFiniteLossError` naming the step and the loss terms as soon
+    as the summed loss is NaN or infinite; the student is left as it was then.
+    """
+    task = distiller.task
+    steps_per_epoch = task.batches_per_epoch(split, schedule.batch_size)
+    total = steps_per_epoch * schedule.epochs
+    optimizer, lr_scheduler = make_optimizer(distiller.trainable_parameters(), schedule, total)
+    distiller.student.train()
+    if distiller.extras is not None:
+        distiller.extras.train()
+    stats = TrainStats()
+    start = time.perf_counter()
+    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False, unit="step", dynamic_ncols=True)
+    step = 0
+    for epoch in range(schedule.epochs):
+        bar.set_postfix_str(f"epoch {epoch + 1}/{schedule.epochs}", refresh=False)
+        for batch in task.train_batches(split, schedule.batch_size, augmentation, generator):
+            terms = distiller(batch.to(device))
+            loss = sum(terms.values())
+            step += 1
+            if not torch.isfinite(loss):
+                shown = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+                bar.close()
+                raise NonFiniteLossError(f"non-finite loss at step {step} (epoch {epoch + 1}): {shown}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            lr_scheduler.step()
+            if hooks is not None:
+                hooks.after_step(step, distiller)
+            bar.update(1)
+    bar.close()
+    stats.steps = step
+    stats.wall_seconds = time.perf_counter() - start
+    if step:
+        stats.final_losses = {k: float(v.detach()) for k, v in terms.items()}
+    return stats
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process in MiB (Linux/macOS), 0.0 if unknown."""
+    try:
+        import resource
+
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    except (ImportError, OSError):
+        return 0.0
+    return rss / 1024 if os.uname().sysname != "Darwin" else rss / 2**20
+

@@ -1,0 +1,50 @@
+"""Errors a user can act on.
+
+Every error raised for bad input derives from :class:`KDBenchError`; the CLI
+prints its message (no traceback) and exits with :attr:`KDBenchError.exit_code`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class KDBenchError(Exception):
+    """Base class of user-facing errors."""
+
+    exit_code = 1
+
+
+class UnknownNameError(KDBenchError, KeyError):
+    """A task, protocol, method, model or dataset name that is not registered."""
+
+    exit_code = 2
+
+    def __init__(self, kind: str, name: str, valid: Iterable[str]):
+        self.kind, self.name, self.valid = kind, name, sorted(valid)
+        super().__init__(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(self.valid) or '(none)'}")
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.args[0]
+
+
+class ConfigError(KDBenchError):
+    """A configuration that names a key which does not exist or has a bad value."""
+
+    exit_code = 2
+
+
+class DataError(KDBenchError):
+    """A dataset that is missing or malformed; the message names the file."""
+
+    exit_code = 2
+
+
+class TeacherMismatchError(KDBenchError):
+    """A teacher checkpoint whose hash or tensor shapes do not match what is expected."""
+
+    exit_code = 2
+
+
+class NonFiniteLossError(KDBenchError):
+    """Training produced a NaN or infinite loss; the message names the step and terms."""

@@ -1,0 +1,63 @@
+"""The method contract: one small class per distillation method.
+
+A method declares its hyperparameter defaults (with the paper's values and a
+reference in its docstring), the feature points it reads from the student and
+the teacher (``"logits"``, ``"backbone.out"``, ...), may build extra trainable
+modules from the recorded shapes, and returns a dict of named loss terms that
+the engine sums. *Where* features are read is the task's business (feature
+point -> module path); *what loss* is applied is the method's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from bench.errors import ConfigError
+
+
+@dataclass
+class LossInputs:
+    """Everything a method's loss may look at for one batch."""
+
+    student: dict[str, torch.Tensor]
+    teacher: dict[str, torch.Tensor]
+    targets: torch.Tensor
+    task_losses: dict[str, torch.Tensor]
+
+
+class Method:
+    """Base class; subclasses register with ``@METHODS.register("name")``."""
+
+    #: hyperparameter name -> default value (the paper's).
+    defaults: ClassVar[dict[str, Any]] = {}
+    #: feature points read from the student (``"logits"`` is the model output).
+    student_features: ClassVar[tuple[str, ...]] = ("logits",)
+    #: feature points read from the teacher; empty means no teacher is needed.
+    teacher_features: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **hparams: Any):
+        unknown = sorted(set(hparams) - set(self.defaults))
+        if unknown:
+            raise ConfigError(
+                f"method {type(self).__name__}: unknown hyperparameter {unknown[0]!r}; "
+                f"valid: {', '.join(sorted(self.defaults)) or '(none)'}"
+            )
+        self.hparams: dict[str, Any] = {**self.defaults, **hparams}
+
+    @property
+    def needs_teacher(self) -> bool:
+        return bool(self.teacher_features)
+
+    def build_extras(
+        self, student_shapes: dict[str, torch.Size], teacher_shapes: dict[str, torch.Size]
+    ) -> nn.Module | None:
+        """Extra trainable modules (adapters, projectors); counted as extra parameters."""
+        return None
+
+    def losses(self, inputs: LossInputs, extras: nn.Module | None) -> dict[str, torch.Tensor]:
+        """Named loss terms for one batch; the engine sums them."""
+        raise NotImplementedError

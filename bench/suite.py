@@ -1,0 +1,83 @@
+"""The default job: every protocol of a tier with every method that applies.
+
+Per protocol, the data, the teacher and the teacher-output cache are prepared
+once in this process; the independent (method, seed) runs then go to a pool of
+``jobs`` worker processes (one torch thread each by default, so both cores of a
+laptop are used), with a progress bar of runs done and the ETA.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+from dataclasses import replace
+
+from tqdm.auto import tqdm
+
+from bench.protocol import Protocol, get_protocol, protocols_of_tier
+from bench.registry import METHODS
+from bench.results import ResultsStore
+from bench.runner import RunOptions, Workspace, build_method, run_one
+
+
+def applicable_methods(protocol: Protocol) -> list[str]:
+    """Registered methods whose ``tasks`` (``None`` = any task) include the protocol's task."""
+    names = []
+    for name in METHODS.names():
+        applies = getattr(METHODS.get(name), "tasks", None)
+        if applies is None or protocol.task in applies:
+            names.append(name)
+    return names
+
+
+def prepare(protocol: Protocol, methods: list[str], options: RunOptions) -> None:
+    """Train (or load) the teacher and build the teacher-output cache before the runs fork off."""
+    built = [build_method(protocol, m) for m in methods]
+    if any(m.needs_teacher for m in built):
+        ws = Workspace(protocol, options)
+        ws.teacher()
+        if options.teacher_output_cache and any(m.needs_teacher for m in built):
+            ws.teacher_output_cache()
+
+
+def _worker(protocol_name: str, protocol_seeds: tuple[int, ...], method: str, seed: int, root: str,
+            options: RunOptions) -> tuple[str, int, bool]:
+    protocol = get_protocol(protocol_name).with_seeds(protocol_seeds)
+    record = run_one(protocol, method, seed, ResultsStore(root), options)
+    return method, seed, record is not None
+
+
+def run_suite(tier: str, results: str, options: RunOptions, jobs: int = 2,
+              methods: list[str] | None = None, protocols: list[str] | None = None) -> list[Protocol]:
+    """Run the tier's protocols (or the named ones) with their applicable methods and seeds."""
+    chosen = [get_protocol(p) for p in protocols] if protocols else protocols_of_tier(tier)
+    store = ResultsStore(results)
+    todo: list[tuple[Protocol, str, int]] = []
+    for protocol in chosen:
+        names = [m for m in applicable_methods(protocol) if methods is None or m in methods]
+        pending = [(protocol, m, s) for m in names for s in protocol.seeds
+                   if options.force or not store.exists(protocol.key, m, s)]
+        if pending:
+            prepare(protocol, sorted({m for _, m, _ in pending}), options)
+        todo += pending
+    worker_options = replace(options, progress=options.progress and jobs == 1)
+    bar = tqdm(total=len(todo), desc="runs", unit="run", disable=None if options.progress else True)
+    if jobs <= 1:
+        for protocol, method, seed in todo:
+            run_one(protocol, method, seed, store, worker_options)
+            bar.update(1)
+    else:
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(_worker, p.name, p.seeds, m, s, str(store.root), worker_options)
+                       for p, m, s in todo]
+            try:
+                for future in cf.as_completed(futures):
+                    method, seed, _ = future.result()
+                    bar.set_postfix_str(f"{method} seed {seed}", refresh=False)
+                    bar.update(1)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    bar.close()
+    return chosen

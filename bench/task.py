@@ -1,0 +1,118 @@
+"""The task contract: what the engine needs from a task, and nothing more.
+
+A task owns its data (generated and real-format), its models' feature points,
+its training loss, augmentation and metric. The engine and the methods talk to
+models only through a task, never through one library's internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Split:
+    """One split of a dataset held in memory: inputs, targets and class names."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    classes: tuple[str, ...]
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+@dataclass
+class Batch:
+    """A training or evaluation batch.
+
+    ``indices`` are positions in the split and ``variants`` the augmentation
+    variant of each sample (e.g. 0 = as is, 1 = flipped); together they key the
+    teacher-output cache.
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    indices: torch.Tensor
+    variants: torch.Tensor
+
+    def to(self, device: torch.device) -> "Batch":
+        """The batch with inputs and targets on ``device`` (indices stay on the CPU for cache look-ups)."""
+        if device.type == "cpu":
+            return self
+        return Batch(self.inputs.to(device, non_blocking=True), self.targets.to(device, non_blocking=True),
+                     self.indices, self.variants)
+
+
+class Task:
+    """Base class of a task; subclasses register themselves in ``TASKS``."""
+
+    name: str = ""
+    #: metric names the task's :meth:`evaluate` returns.
+    metrics: tuple[str, ...] = ()
+
+    def feature_points(self, model_name: str) -> dict[str, str]:
+        """Feature-point name -> module path in the model ``model_name``."""
+        return {}
+
+    def load_splits(self, dataset: dict[str, Any], root: str | None = None) -> dict[str, Split]:
+        """Return ``{"train", "val", "test"}`` for the protocol's dataset spec."""
+        raise NotImplementedError
+
+    def num_augment_variants(self, augmentation: str) -> int:
+        """How many distinct augmentations one sample can get (finite sets only)."""
+        raise NotImplementedError
+
+    def augment(self, inputs: torch.Tensor, variants: torch.Tensor, augmentation: str) -> torch.Tensor:
+        """Apply the augmentation ``variants`` (one per sample) to raw inputs."""
+        raise NotImplementedError
+
+    def prepare(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Turn stored inputs (e.g. uint8 images) into the model's float input."""
+        raise NotImplementedError
+
+    def build_model(self, name: str, num_classes: int) -> nn.Module:
+        raise NotImplementedError
+
+    def task_losses(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The supervised training loss terms of the task."""
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, split: Split, batch_size: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def module_path(self, model_name: str, point: str) -> str:
+        """Module path of feature point ``point`` in model ``model_name`` ("" = the model output)."""
+        from bench.errors import ConfigError
+
+        if point == "logits":
+            return ""
+        points = self.feature_points(model_name)
+        if point not in points:
+            raise ConfigError(
+                f"task {self.name!r}: model {model_name!r} has no feature point {point!r}; "
+                f"known: {', '.join(['logits', *sorted(points)])}"
+            )
+        return points[point]
+
+    def train_batches(
+        self, split: Split, batch_size: int, augmentation: str, generator: torch.Generator
+    ) -> Iterator[Batch]:
+        """One epoch of shuffled, augmented training batches (the last partial batch is dropped)."""
+        order = torch.randperm(len(split), generator=generator)
+        n_variants = self.num_augment_variants(augmentation)
+        variants = torch.randint(n_variants, (len(split),), generator=generator)
+        for start in range(0, len(split) - batch_size + 1, batch_size):
+            idx = order[start : start + batch_size]
+            v = variants[idx]
+            inputs = self.prepare(self.augment(split.inputs[idx], v, augmentation))
+            yield Batch(inputs, split.targets[idx], idx, v)
+
+    def batches_per_epoch(self, split: Split, batch_size: int) -> int:
+        return len(split) // batch_size

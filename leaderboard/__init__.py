@@ -1,0 +1,1 @@
+"""Leaderboard: tables of mean-over-seeds results rendered as Markdown and CSV."""

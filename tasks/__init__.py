@@ -1,0 +1,1 @@
+"""Tasks: one module or package per task; each registers itself on import."""

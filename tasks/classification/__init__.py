@@ -1,0 +1,1 @@
+"""Image classification: generated shapes dataset, CIFAR and ImageFolder adapters."""

@@ -1,0 +1,246 @@
+"""Adapters that read real classification datasets from disk into :class:`Split`s.
+
+Two layouts are supported, both as the public downloads ship them:
+
+* CIFAR-10 / CIFAR-100, "python version" (pickled batches), via :func:`load_cifar`;
+* a torchvision ``ImageFolder`` tree ``root/{train,val,test}/<class>/<images>``,
+  via :func:`load_image_folder`.
+
+Every loader returns ``{"train", "val", "test"}`` with uint8 images (N,3,H,W)
+and int64 targets. When a dataset has no official validation set, ``val`` is
+carved out of the training set by :func:`_carve_val`: per class, the *last*
+``round(n_c * val_fraction)`` samples in file order (at most ``n_c - 1``, so
+every class keeps a training sample). The rule uses no randomness, so the split
+is the same on every machine, and it is class-stratified, so val has the class
+balance of train. Problems with the files raise :class:`DataError` naming the
+path and the layout that was expected.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.errors import ConfigError, DataError
+from bench.task import Split
+
+_CIFAR = {
+    10: {
+        "folder": "cifar-10-batches-py",
+        "train": [f"data_batch_{i}" for i in range(1, 6)],
+        "test": "test_batch",
+        "meta": "batches.meta",
+        "names_key": "label_names",
+        "labels_key": "labels",
+        "layout": "data_batch_1..5, test_batch, batches.meta",
+    },
+    100: {
+        "folder": "cifar-100-python",
+        "train": ["train"],
+        "test": "test",
+        "meta": "meta",
+        "names_key": "fine_label_names",
+        "labels_key": "fine_labels",
+        "layout": "train, test, meta",
+    },
+}
+_CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def _check_fraction(val_fraction: float) -> None:
+    if not 0.0 < val_fraction < 1.0:
+        raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+
+
+def _carve_val(train: Split, val_fraction: float) -> tuple[Split, Split]:
+    """Split ``train`` into (train, val): per class, the last ``round(n_c * val_fraction)``
+    samples in file order go to val (at most ``n_c - 1``); both keep file order.
+
+    Deterministic and stratified, so every run and every machine sees the same
+    held-out set with the training set's class balance.
+    """
+    targets = train.targets.numpy()
+    is_val = np.zeros(len(targets), dtype=bool)
+    for c in np.unique(targets):
+        idx = np.flatnonzero(targets == c)
+        n_val = min(int(len(idx) * val_fraction + 0.5), len(idx) - 1)
+        if n_val > 0:
+            is_val[idx[len(idx) - n_val :]] = True
+
+    def take(mask: np.ndarray, name: str) -> Split:
+        sel = torch.from_numpy(np.flatnonzero(mask))
+        return Split(train.inputs[sel], train.targets[sel], train.classes, f"{train.source} [{name}]")
+
+    return take(~is_val, f"train minus last {val_fraction:g} of each class"), take(
+        is_val, f"last {val_fraction:g} of each class of train"
+    )
+
+
+# ----------------------------------------------------------------------------- CIFAR
+
+
+def _read_pickle(path: Path) -> dict[Any, Any]:
+    """Unpickle one CIFAR file (byte keys), turning any failure into a DataError naming it.
+
+    Pickle can run code: only load CIFAR files from a trusted download.
+    """
+    try:
+        with open(path, "rb") as f:
+            obj = pickle.load(f, encoding="bytes")
+    except Exception as exc:  # a corrupt pickle can raise nearly anything
+        raise DataError(f"cannot read CIFAR file {path}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise DataError(f"CIFAR file {path} holds a {type(obj).__name__}, not a dict")
+    return obj
+
+
+def _field(obj: dict[Any, Any], key: str, path: Path) -> Any:
+    """``obj[b"key"]`` (as the official pickles have it), or ``obj["key"]``."""
+    for k in (key.encode(), key):
+        if k in obj:
+            return obj[k]
+    raise DataError(f"CIFAR file {path} has no key {key!r}")
+
+
+def _read_cifar_batches(paths: list[Path], labels_key: str, classes: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate batches into uint8 images (N,3,32,32) and int64 labels (N,).
+
+    Each row of ``data`` is 3072 bytes, channel-major: 1024 red, then green,
+    then blue, each row-major over 32x32.
+    """
+    images, labels = [], []
+    for path in paths:
+        obj = _read_pickle(path)
+        data = np.asarray(_field(obj, "data", path), dtype=np.uint8)
+        y = np.asarray(_field(obj, labels_key, path), dtype=np.int64)
+        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(y):
+            raise DataError(
+                f"CIFAR file {path}: 'data' has shape {data.shape} and {len(y)} labels; "
+                "expected (N, 3072) and N labels"
+            )
+        if len(y) and (y.min() < 0 or y.max() >= len(classes)):
+            raise DataError(f"CIFAR file {path}: labels outside 0..{len(classes) - 1}")
+        images.append(data.reshape(-1, 3, 32, 32))
+        labels.append(y)
+    return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
+
+
+def load_cifar(root: str | Path, num_classes: int = 10, val_fraction: float = 0.1) -> dict[str, Split]:
+    """Read CIFAR-10 or CIFAR-100 (python version) into ``{"train", "val", "test"}``.
+
+    ``root`` is the folder that contains ``cifar-10-batches-py`` /
+    ``cifar-100-python`` or that folder itself. ``test`` is the official test
+    set; ``val`` is held out of the official training set (see the module
+    docstring) so that test stays untouched for the final number.
+    """
+    if num_classes not in _CIFAR:
+        raise ConfigError(f"num_classes must be 10 or 100 for CIFAR, got {num_classes!r}")
+    _check_fraction(val_fraction)
+    spec = _CIFAR[num_classes]
+    root = Path(root)
+    if root.name == spec["folder"] or (root / spec["meta"]).is_file():
+        folder = root
+    else:
+        folder = root / spec["folder"]
+    expected = (
+        f"expected {folder}/{spec['layout']} "
+        f"(CIFAR-{num_classes} python version from {_CIFAR_URL}); root may also be that folder itself"
+    )
+    if not folder.is_dir():
+        raise DataError(f"CIFAR-{num_classes}: folder {folder} does not exist; {expected}")
+    for name in [*spec["train"], spec["test"], spec["meta"]]:
+        if not (folder / name).is_file():
+            raise DataError(f"CIFAR-{num_classes}: missing {folder / name}; {expected}")
+
+    meta_path = folder / spec["meta"]
+    names = _field(_read_pickle(meta_path), spec["names_key"], meta_path)
+    classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+    if len(classes) != num_classes:
+        raise DataError(f"CIFAR file {meta_path} lists {len(classes)} classes, expected {num_classes}")
+
+    x, y = _read_cifar_batches([folder / n for n in spec["train"]], spec["labels_key"], classes)
+    train, val = _carve_val(Split(x, y, classes, f"cifar{num_classes}:{folder}"), val_fraction)
+    x, y = _read_cifar_batches([folder / spec["test"]], spec["labels_key"], classes)
+    return {"train": train, "val": val, "test": Split(x, y, classes, f"cifar{num_classes}:{folder / spec['test']}")}
+
+
+# ----------------------------------------------------------------------------- ImageFolder
+
+
+def _read_image(path: Path, size: int) -> np.ndarray:
+    """One image as uint8 (3,size,size): RGB, bilinear-resized."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+    except Exception as exc:  # PIL raises OSError, ValueError, DecompressionBombError, ...
+        raise DataError(f"cannot read image {path}: {type(exc).__name__}: {exc}") from exc
+    return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _class_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _read_split_folder(folder: Path, classes: tuple[str, ...], size: int, every_class: bool) -> Split:
+    """All images under ``folder/<class>/``, ordered by class then file name.
+
+    ``every_class``: each class folder must hold an image (the training set, so
+    that no class goes unseen).
+    """
+    index = {c: i for i, c in enumerate(classes)}
+    images, labels = [], []
+    for class_dir in _class_dirs(folder):
+        if class_dir.name not in index:
+            raise DataError(
+                f"class folder {class_dir} is not a class of the training set "
+                f"({folder.parent / 'train'}); known classes: {', '.join(classes)}"
+            )
+        files = _image_files(class_dir)
+        if every_class and not files:
+            raise DataError(f"training class folder {class_dir} has no images ({', '.join(IMAGE_EXTENSIONS)})")
+        images += [_read_image(p, size) for p in files]
+        labels += [index[class_dir.name]] * len(files)
+    if not images:
+        raise DataError(f"no images in {folder}; expected {folder}/<class>/<image files> ({', '.join(IMAGE_EXTENSIONS)})")
+    return Split(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64), classes, f"imagefolder:{folder}")
+
+
+def load_image_folder(root: str | Path, size: int = 32, val_fraction: float = 0.1) -> dict[str, Split]:
+    """Read a torchvision ImageFolder tree into ``{"train", "val", "test"}``.
+
+    Layout: ``root/train/<class>/<images>`` and ``root/test/<class>/<images>``
+    are required, ``root/val/<class>/<images>`` is optional (when absent, val is
+    carved from train, see the module docstring). Classes are the sorted
+    subfolder names of ``train``; val/test may use a subset of them. Images are
+    converted to RGB and bilinear-resized to ``size`` x ``size`` so that one
+    tensor holds a split.
+    """
+    _check_fraction(val_fraction)
+    root = Path(root)
+    expected = f"expected {root}/train/<class>/<images> and {root}/test/<class>/<images> ({root}/val/ optional)"
+    if not root.is_dir():
+        raise DataError(f"ImageFolder root {root} does not exist; {expected}")
+    for name in ("train", "test"):
+        if not (root / name).is_dir():
+            raise DataError(f"ImageFolder: missing folder {root / name}; {expected}")
+    classes = tuple(p.name for p in _class_dirs(root / "train"))
+    if not classes:
+        raise DataError(f"no class folders in {root / 'train'}; {expected}")
+
+    train = _read_split_folder(root / "train", classes, size, every_class=True)
+    if (root / "val").is_dir():
+        val = _read_split_folder(root / "val", classes, size, every_class=False)
+    else:
+        train, val = _carve_val(train, val_fraction)
+    return {"train": train, "val": val, "test": _read_split_folder(root / "test", classes, size, every_class=False)}

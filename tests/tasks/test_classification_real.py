@@ -1,0 +1,310 @@
+"""Real-format dataset adapters: tiny CIFAR pickles and ImageFolder trees in tmp_path."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bench.errors import ConfigError, DataError
+from tasks.classification.real import load_cifar, load_image_folder
+
+C10_NAMES = [f"c10_{i}" for i in range(10)]
+
+
+def _dump(path: Path, obj: object) -> None:
+    path.write_bytes(pickle.dumps(obj, protocol=2))
+
+
+def _tagged_rows(ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random CIFAR rows (N,3072) whose first two bytes (red channel, y=0, x=0 and x=1) encode ``ids``."""
+    rows = rng.integers(0, 256, size=(len(ids), 3072), dtype=np.uint8)
+    rows[:, 0], rows[:, 1] = ids // 256, ids % 256
+    return rows
+
+
+def _ids(inputs: torch.Tensor) -> list[int]:
+    return (inputs[:, 0, 0, 0].long() * 256 + inputs[:, 0, 0, 1].long()).tolist()
+
+
+def make_cifar10(parent: Path, per_class_per_batch: int = 2) -> tuple[Path, np.ndarray, np.ndarray]:
+    """Write a CIFAR-10 python-version folder; return (folder, train labels, test rows)."""
+    folder = parent / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    labels_all = []
+    for b in range(5):
+        labels = np.tile(np.arange(10), per_class_per_batch)
+        rng.shuffle(labels)
+        ids = np.arange(len(labels)) + b * len(labels)
+        _dump(folder / f"data_batch_{b + 1}", {
+            b"batch_label": f"training batch {b + 1} of 5".encode(),
+            b"labels": labels.tolist(), b"data": _tagged_rows(ids, rng), b"filenames": [b"x.png"] * len(labels),
+        })
+        labels_all.append(labels)
+    test_rows = rng.integers(0, 256, size=(7, 3072), dtype=np.uint8)
+    test_rows[3, 2 * 1024 + 5 * 32 + 7] = 201  # blue channel, y=5, x=7
+    test_rows[3, 0 * 1024 + 5 * 32 + 7] = 13  # red channel, same pixel
+    _dump(folder / "test_batch", {b"labels": [0, 1, 2, 9, 4, 5, 6], b"data": test_rows})
+    _dump(folder / "batches.meta", {b"label_names": [n.encode() for n in C10_NAMES], b"num_vis": 3072})
+    return folder, np.concatenate(labels_all), test_rows
+
+
+# ----------------------------------------------------------------------------- CIFAR-10
+
+
+def test_cifar10_shapes_dtypes_classes_and_pixels(tmp_path: Path) -> None:
+    folder, train_labels, test_rows = make_cifar10(tmp_path)
+    splits = load_cifar(tmp_path, num_classes=10, val_fraction=0.1)
+    assert set(splits) == {"train", "val", "test"}
+    for s in splits.values():
+        assert s.inputs.dtype == torch.uint8 and s.targets.dtype == torch.int64
+        assert s.inputs.shape[1:] == (3, 32, 32) and len(s.inputs) == len(s.targets)
+        assert s.classes == tuple(C10_NAMES)
+    assert len(splits["train"]) + len(splits["val"]) == 100
+    test = splits["test"]
+    assert len(test) == 7 and test.targets.tolist() == [0, 1, 2, 9, 4, 5, 6]
+    assert test.inputs[3, 2, 5, 7].item() == 201 and test.inputs[3, 0, 5, 7].item() == 13
+    assert torch.equal(test.inputs[6, 1], torch.from_numpy(test_rows[6, 1024:2048].reshape(32, 32)))
+    # train pixels round-trip too: every image's tag matches its label in file order
+    got = dict(zip(_ids(splits["train"].inputs), splits["train"].targets.tolist()))
+    got.update(zip(_ids(splits["val"].inputs), splits["val"].targets.tolist()))
+    assert got == dict(enumerate(train_labels.tolist()))
+
+
+@pytest.mark.parametrize(("fraction", "n_val"), [(0.2, 2), (0.15, 2), (0.12, 1), (0.99, 9)])
+def test_cifar10_val_is_last_fraction_of_each_class(tmp_path: Path, fraction: float, n_val: int) -> None:
+    """Per class of 10: the last round(10 * fraction) in file order (half up, never the whole class)."""
+    _, train_labels, _ = make_cifar10(tmp_path, per_class_per_batch=2)  # 10 per class
+    splits = load_cifar(tmp_path / "cifar-10-batches-py", val_fraction=fraction)  # root = the folder itself
+    train_ids, val_ids = _ids(splits["train"].inputs), _ids(splits["val"].inputs)
+    assert not set(train_ids) & set(val_ids)
+    assert sorted(train_ids + val_ids) == list(range(100))
+    assert train_ids == sorted(train_ids) and val_ids == sorted(val_ids)  # file order kept
+    expected_val = sorted(i for c in range(10) for i in np.flatnonzero(train_labels == c)[-n_val:].tolist())
+    assert val_ids == expected_val
+    assert torch.bincount(splits["val"].targets, minlength=10).tolist() == [n_val] * 10
+    assert torch.bincount(splits["train"].targets, minlength=10).tolist() == [10 - n_val] * 10
+
+
+def test_cifar10_split_is_deterministic(tmp_path: Path) -> None:
+    make_cifar10(tmp_path)
+    a, b = load_cifar(tmp_path), load_cifar(tmp_path)
+    for name in ("train", "val", "test"):
+        assert torch.equal(a[name].inputs, b[name].inputs) and torch.equal(a[name].targets, b[name].targets)
+
+
+def test_cifar_missing_root_names_path_and_layout(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as exc:
+        load_cifar(tmp_path / "nowhere")
+    msg = str(exc.value)
+    assert str(tmp_path / "nowhere" / "cifar-10-batches-py") in msg
+    assert "data_batch_1..5, test_batch, batches.meta" in msg
+
+
+def test_cifar_missing_file_names_it(tmp_path: Path) -> None:
+    folder, _, _ = make_cifar10(tmp_path)
+    (folder / "data_batch_3").unlink()
+    with pytest.raises(DataError) as exc:
+        load_cifar(tmp_path)
+    assert str(folder / "data_batch_3") in str(exc.value)
+    assert "data_batch_1..5, test_batch, batches.meta" in str(exc.value)
+
+
+@pytest.mark.parametrize("content", [b"this is not a pickle", None], ids=["garbage", "truncated"])
+def test_cifar_corrupt_pickle_names_file(tmp_path: Path, content: bytes | None) -> None:
+    folder, _, _ = make_cifar10(tmp_path)
+    path = folder / "data_batch_2"
+    path.write_bytes(content if content is not None else path.read_bytes()[:100])
+    with pytest.raises(DataError, match="data_batch_2") as exc:
+        load_cifar(tmp_path)
+    assert str(path) in str(exc.value)
+
+
+def test_cifar_wrong_row_size_names_file(tmp_path: Path) -> None:
+    folder, _, _ = make_cifar10(tmp_path)
+    _dump(folder / "test_batch", {b"labels": [0, 1], b"data": np.zeros((2, 1000), np.uint8)})
+    with pytest.raises(DataError, match="test_batch"):
+        load_cifar(tmp_path)
+
+
+def test_cifar_bad_arguments() -> None:
+    with pytest.raises(ConfigError):
+        load_cifar("/unused", num_classes=20)
+    with pytest.raises(ConfigError):
+        load_cifar("/unused", val_fraction=1.0)
+
+
+# ----------------------------------------------------------------------------- CIFAR-100
+
+
+def test_cifar100(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    fine = np.repeat(np.arange(100), 3)  # 3 per class, class-sorted file order
+    _dump(folder / "train", {b"fine_labels": fine.tolist(), b"coarse_labels": (fine // 5).tolist(),
+                             b"data": _tagged_rows(np.arange(300), rng)})
+    test_rows = rng.integers(0, 256, size=(4, 3072), dtype=np.uint8)
+    test_rows[1, 1 * 1024 + 31 * 32 + 0] = 77  # green, y=31, x=0
+    _dump(folder / "test", {b"fine_labels": [99, 0, 5, 42], b"coarse_labels": [19, 0, 1, 8], b"data": test_rows})
+    names = [f"fine{i:02d}" for i in range(100)]
+    _dump(folder / "meta", {b"fine_label_names": [n.encode() for n in names],
+                            b"coarse_label_names": [f"c{i}".encode() for i in range(20)]})
+
+    splits = load_cifar(tmp_path, num_classes=100, val_fraction=0.34)
+    assert splits["train"].classes == tuple(names)
+    assert splits["test"].targets.tolist() == [99, 0, 5, 42]
+    assert splits["test"].inputs[1, 1, 31, 0].item() == 77
+    assert _ids(splits["val"].inputs) == [3 * c + 2 for c in range(100)]  # round(3 * 0.34) = 1, the last
+    assert len(splits["train"]) == 200 and splits["train"].inputs.shape == (200, 3, 32, 32)
+
+    with pytest.raises(DataError) as exc:
+        load_cifar(tmp_path, num_classes=10)
+    assert "cifar-10-batches-py" in str(exc.value)
+
+
+# ----------------------------------------------------------------------------- ImageFolder
+
+
+def _png(path: Path, color: tuple[int, int, int], size: int = 32, mode: str = "RGB",
+         dot: tuple[int, int, tuple[int, int, int]] | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.new("RGB", (size, size), color)
+    if dot is not None:
+        x, y, c = dot
+        img.putpixel((x, y), c)
+    img.convert(mode).save(path)
+
+
+def make_image_folder(root: Path, with_val: bool = False) -> None:
+    for cls, color in (("cat", (200, 10, 10)), ("dog", (10, 200, 10)), ("eel", (10, 10, 200))):
+        for i in range(5):
+            _png(root / "train" / cls / f"{i:02d}.png", color)
+    _png(root / "test" / "dog" / "a.png", (1, 2, 3), dot=(7, 5, (10, 20, 30)))
+    _png(root / "test" / "cat" / "b.png", (128, 128, 128), size=16, mode="L")  # grayscale, other size
+    (root / "test" / "cat" / "notes.txt").write_text("not an image")  # ignored
+    if with_val:
+        _png(root / "val" / "eel" / "v.png", (5, 5, 5))
+
+
+def test_image_folder_shapes_classes_pixels(tmp_path: Path) -> None:
+    make_image_folder(tmp_path)
+    splits = load_image_folder(tmp_path, size=32)
+    for s in splits.values():
+        assert s.classes == ("cat", "dog", "eel")
+        assert s.inputs.dtype == torch.uint8 and s.targets.dtype == torch.int64
+        assert s.inputs.shape[1:] == (3, 32, 32)
+    test = splits["test"]
+    assert test.targets.tolist() == [0, 1]  # cat then dog (sorted classes)
+    assert test.inputs[1, :, 5, 7].tolist() == [10, 20, 30]  # the dot at x=7, y=5
+    assert test.inputs[1, :, 0, 0].tolist() == [1, 2, 3]
+    assert test.inputs[0].unique().tolist() == [128]  # grayscale -> RGB, upsampled bilinear (constant)
+
+
+def test_image_folder_resize(tmp_path: Path) -> None:
+    make_image_folder(tmp_path)
+    splits = load_image_folder(tmp_path, size=8)
+    assert splits["train"].inputs.shape[1:] == (3, 8, 8)
+    cat = splits["train"].inputs[splits["train"].targets == 0]
+    assert (cat[:, 0] == 200).all() and (cat[:, 1] == 10).all()
+
+
+def test_image_folder_resize_is_bilinear(tmp_path: Path) -> None:
+    img = np.zeros((4, 4, 3), np.uint8)
+    img[:, 2:] = 200  # left half 0, right half 200: nearest would keep 0/200, bilinear blends
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    Image.fromarray(img).save(tmp_path / "train" / "a" / "x.png")
+    (tmp_path / "test" / "a").mkdir(parents=True)
+    Image.fromarray(img).save(tmp_path / "test" / "a" / "x.png")
+    out = load_image_folder(tmp_path, size=2)["test"].inputs[0]
+    assert ((out > 0) & (out < 200)).all() and (out[:, :, 0] < out[:, :, 1]).all()
+
+
+def test_image_folder_carves_stratified_val(tmp_path: Path) -> None:
+    make_image_folder(tmp_path)
+    splits = load_image_folder(tmp_path, val_fraction=0.2)  # 5 per class -> 1 per class in val
+    assert splits["val"].targets.tolist() == [0, 1, 2]
+    assert splits["train"].targets.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+
+
+def test_image_folder_val_is_last_file_of_each_class(tmp_path: Path) -> None:
+    for i in range(4):  # one class, 4 images told apart by their red value
+        _png(tmp_path / "train" / "a" / f"{i}.png", (10 * i, 0, 0))
+    _png(tmp_path / "test" / "a" / "t.png", (0, 0, 0))
+    splits = load_image_folder(tmp_path, size=4, val_fraction=0.5)
+    assert splits["train"].inputs[:, 0, 0, 0].tolist() == [0, 10]
+    assert splits["val"].inputs[:, 0, 0, 0].tolist() == [20, 30]
+
+
+def test_image_folder_uses_val_folder(tmp_path: Path) -> None:
+    make_image_folder(tmp_path, with_val=True)
+    splits = load_image_folder(tmp_path)
+    assert len(splits["train"]) == 15
+    assert splits["val"].targets.tolist() == [2] and splits["val"].inputs[0, :, 0, 0].tolist() == [5, 5, 5]
+
+
+def test_image_folder_unknown_test_class_named(tmp_path: Path) -> None:
+    make_image_folder(tmp_path)
+    _png(tmp_path / "test" / "fox" / "f.png", (0, 0, 0))
+    with pytest.raises(DataError) as exc:
+        load_image_folder(tmp_path)
+    assert str(tmp_path / "test" / "fox") in str(exc.value)
+
+
+def test_image_folder_missing_test_names_path_and_layout(tmp_path: Path) -> None:
+    make_image_folder(tmp_path)
+    for p in (tmp_path / "test").rglob("*"):
+        if p.is_file():
+            p.unlink()
+    for p in sorted((tmp_path / "test").rglob("*"), reverse=True):
+        p.rmdir()
+    (tmp_path / "test").rmdir()
+    with pytest.raises(DataError) as exc:
+        load_image_folder(tmp_path)
+    msg = str(exc.value)
+    assert str(tmp_path / "test") in msg and "<class>/<images>" in msg
+
+
+def test_image_folder_missing_root(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist") as exc:
+        load_image_folder(tmp_path / "nope")
+    assert str(tmp_path / "nope") in str(exc.value) and "train/<class>/<images>" in str(exc.value)
+
+
+def test_image_folder_without_images_names_folder(tmp_path: Path) -> None:
+    make_image_folder(tmp_path)
+    (tmp_path / "train" / "zebra").mkdir()
+    with pytest.raises(DataError) as exc:
+        load_image_folder(tmp_path)
+    assert str(tmp_path / "train" / "zebra") in str(exc.value)
+
+    empty = tmp_path / "empty"
+    (empty / "train" / "a").mkdir(parents=True)
+    (empty / "train" / "a" / "readme.txt").write_text("no images")
+    (empty / "test").mkdir()
+    with pytest.raises(DataError) as exc:
+        load_image_folder(empty)
+    assert str(empty / "train" / "a") in str(exc.value)
+
+
+def test_image_folder_empty_test_names_folder(tmp_path: Path) -> None:
+    for cls in ("a", "b"):
+        _png(tmp_path / "train" / cls / "x.png", (0, 0, 0))
+    (tmp_path / "test" / "a").mkdir(parents=True)
+    with pytest.raises(DataError, match="no images") as exc:
+        load_image_folder(tmp_path)
+    assert str(tmp_path / "test") in str(exc.value)
+
+
+def test_image_folder_corrupt_image_names_file(tmp_path: Path) -> None:
+    make_image_folder(tmp_path)
+    bad = tmp_path / "train" / "dog" / "03.png"
+    bad.write_bytes(b"\x89PNG not really")
+    with pytest.raises(DataError) as exc:
+        load_image_folder(tmp_path)
+    assert str(bad) in str(exc.value)
