@@ -69,12 +69,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.protocol import get_protocol
+    from bench.registry import METHODS
     from bench.results import ResultsStore
     from bench.runner import Workspace, run_one
 
     protocol = get_protocol(args.protocol)
-    from bench.registry import METHODS
-
     METHODS.get(args.method)  # unknown names fail before any data is touched
     seeds = tuple(args.seeds) if args.seeds else protocol.seeds
     options = _options(args, teacher_file=args.teacher, teacher_sha256=args.teacher_sha256,

@@ -131,10 +131,11 @@ class Distiller(nn.Module):
 
 
 def freeze(model: nn.Module) -> nn.Module:
-    """Put a teacher in eval mode with gradients off."""
+    """Put a teacher in eval mode with gradients off (and any left from its own training dropped)."""
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
+        p.grad = None
     return model
 
 

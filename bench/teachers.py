@@ -115,10 +115,11 @@ class TeacherZoo:
 
     def _train(self, protocol: Protocol, task: Task, splits: dict[str, Split], progress: bool) -> Teacher:
         from bench.distill import Distiller
-        from bench.engine import seed_everything, train
+        from bench.engine import seed_everything, set_threads, train
         from bench.registry import METHODS
 
         recipe = protocol.teacher
+        set_threads(protocol.threads)  # the thread count is part of the recipe: results depend on it
         generator = seed_everything(recipe.seed)
         model = task.build_model(recipe.model, len(splits["train"].classes))  # built under the recipe's seed
         distiller = Distiller(task, model, recipe.model, METHODS.get("baseline")())

@@ -1,0 +1,33 @@
+"""Shared fixtures: an isolated cache per test session, one torch thread, the smoke protocol."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Generated data, teachers and teacher outputs go to a fresh folder, never the user's cache."""
+    path = tmp_path_factory.mktemp("kdbench-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KDBENCH_CACHE", str(path))
+    torch.set_num_threads(1)
+    yield path
+    mp.undo()
+
+
+@pytest.fixture
+def smoke_protocol():
+    from bench.protocol import get_protocol
+
+    return get_protocol("classification-smoke")
+
+
+@pytest.fixture
+def tiny_protocol(smoke_protocol):
+    """The smoke protocol cut to one epoch and one seed, for tests that train many times."""
+    schedule = dataclasses.replace(smoke_protocol.schedule, epochs=1)
+    return dataclasses.replace(smoke_protocol, name="classification-tiny", schedule=schedule, seeds=(0,))

@@ -1,0 +1,101 @@
+"""Contract tests generated from the method registry: every registered method must satisfy them.
+
+- its losses are finite;
+- gradients reach only the student and the method's extras (checked on the autograd graph);
+- the teacher's weights are bit-identical after training;
+- the same seed gives the same metrics on the CPU.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench.distill import Distiller
+from bench.engine import seed_everything
+from bench.registry import METHODS
+from bench.results import ResultsStore
+from bench.runner import RunOptions, Workspace, build_method, run_one
+from bench.suite import applicable_methods
+
+METHOD_NAMES = METHODS.names()
+
+
+def graph_leaves(loss: torch.Tensor) -> set[int]:
+    """ids of the leaf tensors whose gradients ``loss.backward()`` would accumulate."""
+    seen, leaves, stack = set(), set(), [loss.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if hasattr(fn, "variable"):
+            leaves.add(id(fn.variable))
+        stack.extend(next_fn for next_fn, _ in fn.next_functions)
+    return leaves
+
+
+@pytest.fixture(scope="module")
+def workspace():
+    from bench.protocol import get_protocol
+
+    import dataclasses
+
+    smoke = get_protocol("classification-smoke")
+    protocol = dataclasses.replace(smoke, name="classification-contract",
+                                   schedule=dataclasses.replace(smoke.schedule, epochs=1), seeds=(0,))
+    return Workspace(protocol, RunOptions())
+
+
+def make_distiller(ws: Workspace, name: str) -> Distiller:
+    method = build_method(ws.protocol, name)
+    teacher = ws.teacher() if method.needs_teacher else None
+    seed_everything(0)
+    student = ws.task.build_model(ws.protocol.student, len(ws.splits["train"].classes))
+    distiller = Distiller(ws.task, student, ws.protocol.student, method,
+                          teacher=teacher.model if teacher else None, teacher_name=ws.protocol.teacher.model)
+    distiller.build_extras(ws.task.prepare(ws.splits["train"].inputs[:2]))
+    return distiller
+
+
+def first_batch(ws: Workspace):
+    generator = torch.Generator().manual_seed(0)
+    return next(ws.task.train_batches(ws.splits["train"], 16, ws.protocol.augmentation, generator))
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_losses_are_finite_named_tensors(workspace, name):
+    terms = make_distiller(workspace, name)(first_batch(workspace))
+    assert terms, f"{name} returned no loss terms"
+    for term, value in terms.items():
+        assert value.ndim == 0, f"{name}.{term} is not a scalar"
+        assert torch.isfinite(value), f"{name}.{term} = {value}"
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_gradients_reach_only_the_student_and_extras(workspace, name):
+    distiller = make_distiller(workspace, name)
+    loss = sum(distiller(first_batch(workspace)).values())
+    allowed = {id(p) for p in distiller.trainable_parameters()}
+    leaves = graph_leaves(loss)
+    assert leaves, "the loss does not depend on any parameter"
+    assert leaves <= allowed, f"{name}: gradients flow into tensors outside the student and extras"
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in distiller.student.parameters())
+    if distiller.teacher is not None:
+        assert all(p.grad is None for p in distiller.teacher.parameters())
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_teacher_unchanged_and_same_seed_same_result(workspace, name, tmp_path):
+    protocol = workspace.protocol
+    assert name in applicable_methods(protocol)
+    teacher = workspace.teacher()
+    before = {k: v.clone() for k, v in teacher.model.state_dict().items()}
+    options = RunOptions(teacher_output_cache=False)
+    first = run_one(protocol, name, 0, ResultsStore(tmp_path / "a"), options, workspace)
+    second = run_one(protocol, name, 0, ResultsStore(tmp_path / "b"), options, workspace)
+    after = teacher.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), f"{name} changed the teacher"
+    assert first["metrics"] == second["metrics"]
+    assert first["final_losses"] == second["final_losses"]
