@@ -1,4 +1,4 @@
-"""The ``kdbench`` command: list, run, suite, leaderboard, regress.
+"""The ``kdbench`` command: list, run, suite, leaderboard, profile, regress.
 
 User errors (:class:`~bench.errors.KDBenchError`) print one line and exit with
 their code (2 for unknown names and bad configs); Ctrl-C exits 130 and leaves no
@@ -117,6 +117,65 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+PROFILE_COLUMNS = (("model", "{}"), ("input_size", "{}"), ("params", "{:,}"), ("gmacs", "{:.4f}"),
+                   ("latency_ms", "{:.3f}"), ("latency_iqr_ms", "{:.3f}"), ("throughput_per_s", "{:,.0f}"),
+                   ("throughput_batch", "{}"))
+
+
+def build_any_model(name: str, num_classes: int):
+    """A registered model, else a timm model built without pretrained weights."""
+    from bench.errors import UnknownNameError
+    from bench.registry import MODELS
+
+    if name in MODELS:
+        return MODELS.get(name)(num_classes=num_classes)
+    import timm
+
+    if name not in timm.list_models():
+        raise UnknownNameError("model", name, MODELS.names(), hint="or any name in timm.list_models()")
+    return timm.create_model(name, pretrained=False, num_classes=num_classes)
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.profile import profile_model
+
+    if bool(args.protocol) == bool(args.model):
+        raise ConfigError("give exactly one of --protocol or --model")
+    if args.protocol:
+        from bench.protocol import get_protocol
+        from bench.runner import RunOptions, Workspace
+
+        protocol = get_protocol(args.protocol)
+        ws = Workspace(protocol, RunOptions(device=args.device, data_root=args.data_root))
+        classes = len(ws.splits["train"].classes)
+        jobs = [(protocol.teacher.model, ws.input_size, protocol.schedule.batch_size, classes),
+                (protocol.student, ws.input_size, protocol.schedule.batch_size, classes)]
+        threads = args.threads or protocol.threads
+    else:
+        jobs = [(args.model, tuple(args.input_size), args.batch_size, args.num_classes)]
+        threads = args.threads or 1
+    profiles = [
+        profile_model(build_any_model(name, classes), name, size, batch, args.device, threads).to_dict()
+        for name, size, batch, classes in jobs
+    ]
+    if args.json:
+        print(json.dumps(profiles, indent=2))
+        return 0
+    rows = [[fmt.format("x".join(map(str, p[k])) if k == "input_size" else p[k]) for k, fmt in PROFILE_COLUMNS]
+            for p in profiles]
+    header = [k for k, _ in PROFILE_COLUMNS]
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    for line in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(line, widths)))
+    env = profiles[0]
+    print(f"device {env['device']} ({env['device_name']}), {env['threads']} thread(s), torch {env['torch']}, "
+          f"{env['dtype']}; latency: batch 1, median of {env['latency_repeats']} calls; MACs = FLOPs / 2 "
+          "(conv, linear, matmul; element-wise ops not counted)")
+    return 0
+
+
 def cmd_regress(args: argparse.Namespace) -> int:
     from bench.regress import compare, format_rows
     from bench.results import iter_records
@@ -186,6 +245,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default=str(PUBLISHED_RECORDS), help="records folder (default: the published one)")
     p.add_argument("--out", default=str(PUBLISHED_TABLES), help="tables folder (default: the published one)")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("profile", help="params, MACs/FLOPs, latency and throughput of a protocol's models or any model")
+    p.add_argument("--protocol", help="profile this protocol's teacher and student at its input and batch size")
+    p.add_argument("--model", help="a registered model or any timm model name (built without pretrained weights)")
+    p.add_argument("--input-size", type=int, nargs="+", default=[3, 224, 224], metavar="DIM",
+                   help="input size without the batch dimension, with --model (default: 3 224 224)")
+    p.add_argument("--batch-size", type=int, default=32, help="batch size of the throughput measurement")
+    p.add_argument("--num-classes", type=int, default=1000, help="classifier size, with --model")
+    p.add_argument("--threads", type=int, help="torch threads (default: the protocol's, or 1)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--data-root", help="dataset folder for protocols that read a real dataset")
+    p.add_argument("--json", action="store_true", help="print JSON for machines")
+    p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("regress", help="CI accuracy gate: compare records against the committed reference")
     p.add_argument("--records", help="compare these records instead of running the tier")

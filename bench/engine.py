@@ -86,7 +86,8 @@ def train(
         distiller.extras.train()
     stats = TrainStats()
     start = time.perf_counter()
-    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False, unit="step", dynamic_ncols=True)
+    bar = tqdm(total=total, desc=desc, disable=None if progress else True, leave=False, unit="step",
+               dynamic_ncols=True)  # None: shown on a terminal only
     step = 0
     for epoch in range(schedule.epochs):
         bar.set_postfix_str(f"epoch {epoch + 1}/{schedule.epochs}", refresh=False)

@@ -20,9 +20,10 @@ class UnknownNameError(KDBenchError, KeyError):
 
     exit_code = 2
 
-    def __init__(self, kind: str, name: str, valid: Iterable[str]):
+    def __init__(self, kind: str, name: str, valid: Iterable[str], hint: str = ""):
         self.kind, self.name, self.valid = kind, name, sorted(valid)
-        super().__init__(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(self.valid) or '(none)'}")
+        message = f"unknown {kind} {name!r}; valid {kind}s: {', '.join(self.valid) or '(none)'}"
+        super().__init__(message + (f"; {hint}" if hint else ""))
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return self.args[0]

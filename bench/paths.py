@@ -15,20 +15,14 @@ def cache_dir() -> Path:
 
 
 def atomic_save(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file next to ``path``, then rename (no half-written files)."""
-    import tempfile
+    """``torch.save`` into memory, then :func:`atomic_write_bytes` (no half-written files)."""
+    import io
 
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def sha256_file(path: Path) -> str:
@@ -42,7 +36,12 @@ def sha256_file(path: Path) -> str:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, fsync, then rename."""
+    """Write ``text`` (UTF-8) to a temporary file next to ``path``, fsync, then rename."""
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file next to ``path``, fsync, then rename."""
     import tempfile
 
     path = Path(path)
@@ -50,8 +49,8 @@ def atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes it private; results and tables are for everyone to read
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -19,6 +19,7 @@ from bench.distill import Distiller
 from bench.engine import peak_memory_mb, seed_everything, set_threads, train
 from bench.errors import ConfigError
 from bench.method import Method
+from bench.profile import cached_profile
 from bench.protocol import Protocol
 from bench.registry import METHODS, TASKS
 from bench.results import SCHEMA_VERSION, ResultsStore
@@ -61,6 +62,16 @@ class Workspace:
             else:
                 self._teacher = zoo.get(self.protocol, self.task, self.splits, progress=opts.progress)
         return self._teacher
+
+    @property
+    def input_size(self) -> tuple[int, ...]:
+        return tuple(self.splits["train"].inputs.shape[1:])
+
+    def profile(self, model_name: str) -> dict[str, Any]:
+        """Efficiency of architecture ``model_name`` at the protocol's input and batch size (cached)."""
+        classes = len(self.splits["train"].classes)
+        return cached_profile(lambda: self.task.build_model(model_name, classes), model_name, self.input_size,
+                              self.protocol.schedule.batch_size, self.options.device, self.protocol.threads)
 
     def teacher_output_cache(self) -> TeacherOutputCache:
         if self._cache is None:
@@ -107,6 +118,8 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
                   progress=options.progress, desc=f"{method_name} seed {seed}", device=device)
     distiller.close()
     metrics = task.evaluate(student, splits["test"], protocol.schedule.batch_size)
+    student_profile = ws.profile(protocol.student)
+    set_threads(protocol.threads)
     record = {
         "schema": SCHEMA_VERSION,
         "protocol": {"name": protocol.name, "key": protocol.key, "version": protocol.version,
@@ -116,8 +129,9 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
         "status": "verified",
         "metrics": metrics,
         "primary_metric": protocol.primary_metric,
-        "teacher": teacher.describe() if teacher else None,
+        "teacher": {**teacher.describe(), "efficiency": ws.profile(teacher.model_name)} if teacher else None,
         "efficiency": {
+            **{k: v for k, v in student_profile.items() if k not in ("model", "params")},
             "student_model": protocol.student,
             "student_params": sum(p.numel() for p in student.parameters()),
             "extra_params": distiller.extra_parameter_count(),

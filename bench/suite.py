@@ -31,12 +31,16 @@ def applicable_methods(protocol: Protocol) -> list[str]:
 
 
 def prepare(protocol: Protocol, methods: list[str], options: RunOptions) -> None:
-    """Train (or load) the teacher and build the teacher-output cache before the runs fork off."""
+    """Before the runs fork off: train (or load) the teacher, build the teacher-output cache,
+    and profile the student and teacher on a still idle machine."""
     built = [build_method(protocol, m) for m in methods]
-    if any(m.needs_teacher for m in built):
-        ws = Workspace(protocol, options)
+    ws = Workspace(protocol, options)
+    needs_teacher = any(m.needs_teacher for m in built)
+    ws.profile(protocol.student)
+    if needs_teacher:
+        ws.profile(protocol.teacher.model)
         ws.teacher()
-        if options.teacher_output_cache and any(m.needs_teacher for m in built):
+        if options.teacher_output_cache:
             ws.teacher_output_cache()
 
 

@@ -40,6 +40,8 @@ class Teacher:
     model: str
     sha256: str | None
     metric: float | None
+    gmacs: float | None = None
+    latency_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class Row:
     student_params: int | None
     extra_params: int | None
     train_seconds: float | None  # mean over seeds of cost.train_seconds
+    gmacs: float | None = None  # of the student's forward pass at batch 1
+    latency_ms: float | None = None  # batch-1 median, mean over the records (machines may differ)
+    throughput_per_s: float | None = None  # images/s at the protocol's batch size, mean over the records
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ def _build_row(method: str, by_seed: dict[int, dict[str, Any]], metrics: tuple[s
     if baseline is not None and method != BASELINE:
         diff = paired_difference(_metric_by_seed(by_seed, metrics[0]), baseline)
     times = [r["cost"]["train_seconds"] for r in records if r["cost"].get("train_seconds") is not None]
+    efficiency = [r["efficiency"] for r in records]
     return Row(
         method=method,
         status="claimed" if any(r["status"] == "claimed" for r in records) else "verified",
@@ -116,7 +122,15 @@ def _build_row(method: str, by_seed: dict[int, dict[str, Any]], metrics: tuple[s
         student_params=_single((r["efficiency"].get("student_params") for r in records), f"{where}: student_params"),
         extra_params=_single((r["efficiency"].get("extra_params") for r in records), f"{where}: extra_params"),
         train_seconds=summarize(times).mean if times else None,
+        gmacs=_single((e.get("gmacs") for e in efficiency), f"{where}: gmacs"),
+        latency_ms=_mean_of(e.get("latency_ms") for e in efficiency),
+        throughput_per_s=_mean_of(e.get("throughput_per_s") for e in efficiency),
     )
+
+
+def _mean_of(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return summarize(present).mean if present else None
 
 
 def _metric_by_seed(by_seed: dict[int, dict[str, Any]], metric: str) -> dict[int, float]:
@@ -131,7 +145,9 @@ def _teachers(methods: Iterable[dict[int, dict[str, Any]]], primary: str) -> tup
             teacher = record.get("teacher")
             if teacher:
                 ident = (teacher["model"], teacher.get("sha256"))
-                seen.setdefault(ident, Teacher(*ident, teacher.get("metrics", {}).get(primary)))
+                efficiency = teacher.get("efficiency") or {}
+                seen.setdefault(ident, Teacher(*ident, teacher.get("metrics", {}).get(primary),
+                                               efficiency.get("gmacs"), efficiency.get("latency_ms")))
     return tuple(seen.values())
 
 
@@ -160,7 +176,8 @@ def _markdown_section(table: Table) -> str:
     primary = table.primary_metric
     teachers = ", ".join(_teacher_text(t, primary) for t in table.teachers) or "none"
     header = ["Method", "Status", "Seeds", f"{primary} (primary)", *table.metrics[1:],
-              f"Δ {primary} vs {BASELINE} [95% CI]", "Student params", "Extra params", "Train time (s)"]
+              f"Δ {primary} vs {BASELINE} [95% CI]", "Student params", "Extra params", "GMACs",
+              "Latency (ms, batch 1)", "Throughput (img/s)", "Train time (s)"]
     align = [":---", ":---"] + ["---:"] * (len(header) - 2)
     lines = [
         f"## {table.protocol_key}",
@@ -177,7 +194,8 @@ def _markdown_section(table: Table) -> str:
             f"{main.mean:.2f} ± {main.std:.2f} ({main.n})",
             *(_fmt(row.metrics[m].mean, ".2f") for m in table.metrics[1:]),
             _fmt_diff(row.diff),
-            _fmt(row.student_params, ",d"), _fmt(row.extra_params, ",d"), _fmt(row.train_seconds, ".1f"),
+            _fmt(row.student_params, ",d"), _fmt(row.extra_params, ",d"), _fmt(row.gmacs, ".4f"),
+            _fmt(row.latency_ms, ".3f"), _fmt(row.throughput_per_s, ",.0f"), _fmt(row.train_seconds, ".1f"),
         ]))
     return "\n".join(lines) + "\n"
 
@@ -188,6 +206,8 @@ def _teacher_text(teacher: Teacher, primary: str) -> str:
         text += f" `{teacher.sha256[:8]}`"
     if teacher.metric is not None:
         text += f" ({primary} {teacher.metric:.2f})"
+    if teacher.gmacs is not None:
+        text += f", {teacher.gmacs:.4f} GMACs, {teacher.latency_ms:.3f} ms"
     return text
 
 
@@ -217,7 +237,8 @@ def render_csv(table: Table) -> str:
     """One table as CSV with raw numbers (blank cells where a value is not available)."""
     metric_columns = [f"{m}_{stat}" for m in table.metrics for stat in ("mean", "std")]
     header = ["protocol", "protocol_hash", "method", "status", "n", *metric_columns,
-              "diff_mean", "diff_ci_low", "diff_ci_high", "student_params", "extra_params", "train_seconds"]
+              "diff_mean", "diff_ci_low", "diff_ci_high", "student_params", "extra_params", "gmacs",
+              "latency_ms", "throughput_per_s", "train_seconds"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -225,14 +246,15 @@ def render_csv(table: Table) -> str:
         diff = row.diff or Summary(math.nan, math.nan, 0, math.nan, math.nan)
         values = [row.n,
                   *(v for m in table.metrics for v in (row.metrics[m].mean, row.metrics[m].std)),
-                  diff.mean, diff.ci_low, diff.ci_high, row.student_params, row.extra_params, row.train_seconds]
+                  diff.mean, diff.ci_low, diff.ci_high, row.student_params, row.extra_params, row.gmacs,
+                  row.latency_ms, row.throughput_per_s, row.train_seconds]
         writer.writerow([table.protocol_key, table.protocol_hash, row.method, row.status,
                          *("" if _missing(v) else v for v in values)])
     return buffer.getvalue()
 
 
 def write_leaderboard(records_root: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
-    """Write ``out_dir/README.md`` (all tables) and ``out_dir/<protocol key>.csv`` per table.
+    """Write ``out_dir/README.md`` (all tables), ``out_dir/<protocol key>.csv`` per table and its plots.
 
     Each file is written atomically; returns the written paths, README first.
     """
@@ -243,5 +265,9 @@ def write_leaderboard(records_root: str | os.PathLike, out_dir: str | os.PathLik
     texts = [render_markdown(tables), *(render_csv(table) for table in tables)]
     for path, text in zip(paths, texts):
         atomic_write_text(path, text)
+    from leaderboard.plots import write_plots
+
+    for table in tables:
+        paths += write_plots(table, out)
     return paths
 

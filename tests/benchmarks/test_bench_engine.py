@@ -57,3 +57,22 @@ def test_teacher_forward(benchmark, workspace, batch):
             teacher(batch.inputs)
 
     benchmark(forward)
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_method_loss_on_fixed_tensors(benchmark, workspace, batch, method):
+    """The method's loss alone, on features recorded once from a fixed batch."""
+    from bench.method import LossInputs
+
+    protocol = workspace.protocol
+    m = METHODS.get(method)()
+    teacher = workspace.teacher().model if m.needs_teacher else None
+    seed_everything(0)
+    student = workspace.task.build_model(protocol.student, 20)
+    distiller = Distiller(workspace.task, student, protocol.student, m, teacher, protocol.teacher.model)
+    distiller.build_extras(batch.inputs[:2])
+    student_features = {k: v.detach().requires_grad_() for k, v in distiller.student_recorder(batch.inputs).items()}
+    teacher_features = distiller.teacher_features(batch)
+    task_losses = workspace.task.task_losses(student_features["logits"], batch.targets)
+    inputs = LossInputs(student_features, teacher_features, batch.targets, task_losses)
+    benchmark(lambda: m.losses(inputs, distiller.extras))

@@ -10,10 +10,12 @@ from bench.results import ResultsStore
 from leaderboard.render import build_tables, render_csv, render_markdown, write_leaderboard
 
 HASH_V1, HASH_V2 = "a" * 64, "b" * 64
-TEACHER = {"model": "resnet_t", "sha256": "f" * 64, "source": "zoo", "metrics": {"top1": 80.1}}
+TEACHER = {"model": "resnet_t", "sha256": "f" * 64, "source": "zoo", "metrics": {"top1": 80.1},
+           "efficiency": {"gmacs": 0.5, "latency_ms": 2.0}}
 
 
-def record(method, seed, top1, *, version=1, protocol_hash=HASH_V1, status="verified", train_seconds=10.0):
+def record(method, seed, top1, *, version=1, protocol_hash=HASH_V1, status="verified", train_seconds=10.0,
+           latency_ms=1.0):
     """A valid result record; top5 is always top1 + 20."""
     return {
         "schema": 1,
@@ -25,7 +27,8 @@ def record(method, seed, top1, *, version=1, protocol_hash=HASH_V1, status="veri
         "metrics": {"top1": top1, "top5": top1 + 20.0},
         "primary_metric": "top1",
         "teacher": None if method == "baseline" else TEACHER,
-        "efficiency": {"student_params": 12345, "extra_params": 0 if method != "fitnet" else 678},
+        "efficiency": {"student_params": 12345, "extra_params": 0 if method != "fitnet" else 678,
+                       "gmacs": 0.0125, "latency_ms": latency_ms, "throughput_per_s": 1500.0},
         "cost": {"train_seconds": train_seconds, "teacher_forward_seconds": 0.5, "teacher_forwards": 1000,
                  "teacher_output_cache": True, "peak_memory_mb": 300.0},
         "provenance": {},
@@ -38,7 +41,8 @@ def sample_records():
     return [
         record("baseline", 0, 70.0, train_seconds=10.0), record("baseline", 1, 71.0, train_seconds=12.0),
         record("baseline", 2, 72.0, train_seconds=14.0),
-        record("kd", 0, 71.0), record("kd", 1, 73.0), record("kd", 2, 75.0),
+        record("kd", 0, 71.0, latency_ms=1.0), record("kd", 1, 73.0, latency_ms=2.0),
+        record("kd", 2, 75.0, latency_ms=3.0),
         record("fitnet", 0, 74.0, status="claimed"), record("fitnet", 1, 74.0),
     ]
 
@@ -101,11 +105,13 @@ def test_no_baseline_leaves_difference_blank():
 
 def test_markdown_formatting():
     text = render_markdown(build_tables(sample_records()))
-    assert "Protocol hash `aaaaaaaaaaaa` · tier mini · teacher resnet_t `ffffffff` (top1 80.10)" in text
+    assert ("Protocol hash `aaaaaaaaaaaa` · tier mini · teacher resnet_t `ffffffff` (top1 80.10), "
+            "0.5000 GMACs, 2.000 ms") in text
     lines = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
     assert lines["| kd"] == ("| kd | verified | 3 | 73.00 ± 2.00 (3) | 93.00 | +2.00 [-0.48, +4.48] "
-                             "| 12,345 | 0 | 10.0 |")
-    assert "| baseline | verified | 3 | 71.00 ± 1.00 (3) | 91.00 |  | 12,345 | 0 | 12.0 |" in text
+                             "| 12,345 | 0 | 0.0125 | 2.000 | 1,500 | 10.0 |")
+    assert ("| baseline | verified | 3 | 71.00 ± 1.00 (3) | 91.00 |  | 12,345 | 0 | 0.0125 | 1.000 | 1,500 "
+            "| 12.0 |") in text
     assert "| fitnet | claimed | 2 | 74.00 ± 0.00 (2) |" in text
     header = next(line for line in text.splitlines() if line.startswith("| Method"))
     assert header.count("|") == next(line for line in text.splitlines() if line.startswith("| :---")).count("|")
@@ -121,10 +127,12 @@ def test_csv_numbers_parse_back_as_floats():
     kd = rows["kd"]
     assert kd["protocol"] == "classification-mini@v1" and kd["status"] == "verified"
     numeric = ["n", "top1_mean", "top1_std", "top5_mean", "top5_std", "diff_mean", "diff_ci_low",
-               "diff_ci_high", "student_params", "extra_params", "train_seconds"]
+               "diff_ci_high", "student_params", "extra_params", "gmacs", "latency_ms", "throughput_per_s",
+               "train_seconds"]
     values = {name: float(kd[name]) for name in numeric}
     assert values["top1_mean"] == 73.0 and values["top1_std"] == 2.0 and values["n"] == 3.0
     assert values["diff_ci_low"] == pytest.approx(-0.4841, abs=1e-4)
+    assert values["latency_ms"] == 2.0 and values["gmacs"] == 0.0125  # latency: mean over the records
     assert rows["baseline"]["diff_mean"] == ""
     assert rows["fitnet"]["status"] == "claimed"
 
@@ -135,7 +143,8 @@ def test_write_leaderboard(tmp_path):
         store.write(rec)
     out = tmp_path / "board"
     paths = write_leaderboard(store.root, out)
-    assert [p.name for p in paths] == ["README.md", "classification-mini@v1.csv", "classification-mini@v2.csv"]
+    assert [p.name for p in paths][:3] == ["README.md", "classification-mini@v1.csv", "classification-mini@v2.csv"]
+    assert {p.suffix for p in paths[3:]} == {".png", ".svg"}
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths)  # no temporary files left
     assert "## classification-mini@v2" in (out / "README.md").read_text()
     assert (out / "classification-mini@v1.csv").read_text() == render_csv(build_tables(store.records())[0])

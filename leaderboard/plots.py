@@ -1,0 +1,99 @@
+"""Accuracy-vs-cost plots of a leaderboard table, with the Pareto front marked.
+
+For each protocol: the primary metric (mean over seeds, ± std as error bars)
+against GMACs and against batch-1 latency, one point per method's student and
+one for the teacher. A point is on the Pareto front when no other point is at
+least as accurate and at most as costly while strictly better in one of the two.
+Written as PNG and SVG next to the tables.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from leaderboard.render import Table
+
+AXES = (("gmacs", "GMACs (batch 1)"), ("latency_ms", "latency, ms (batch 1)"))
+
+
+@dataclass(frozen=True)
+class Point:
+    label: str
+    cost: float
+    score: float
+    spread: float = 0.0
+    is_teacher: bool = False
+
+
+def pareto_front(points: list[Point]) -> list[Point]:
+    """The non-dominated points (higher score and lower cost are better), by increasing cost."""
+    front = []
+    for p in points:
+        dominated = any(
+            q.score >= p.score and q.cost <= p.cost and (q.score > p.score or q.cost < p.cost) for q in points
+        )
+        if not dominated:
+            front.append(p)
+    return sorted(front, key=lambda p: (p.cost, -p.score))
+
+
+def table_points(table: Table, axis: str) -> list[Point]:
+    points = []
+    for row in table.rows:
+        cost = getattr(row, axis)
+        if cost is not None:
+            summary = row.metrics[table.primary_metric]
+            points.append(Point(row.method, cost, summary.mean, summary.std if summary.n > 1 else 0.0))
+    for teacher in table.teachers:
+        cost = getattr(teacher, axis)
+        if cost is not None and teacher.metric is not None:
+            points.append(Point(f"teacher {teacher.model}", cost, teacher.metric, is_teacher=True))
+    return points
+
+
+def write_plots(table: Table, out_dir: Path) -> list[Path]:
+    """Write the table's plots (PNG and SVG per axis); returns the paths (none if nothing to plot)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    from bench.paths import atomic_write_bytes
+
+    written = []
+    for axis, axis_label in AXES:
+        points = table_points(table, axis)
+        if not points:
+            continue
+        front = pareto_front(points)
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+        for p in points:
+            ax.errorbar(p.cost, p.score, yerr=p.spread or None, fmt="*" if p.is_teacher else "o",
+                        color="tab:red" if p in front else "tab:gray", markersize=9 if p.is_teacher else 6,
+                        capsize=3)
+            ax.annotate(p.label, (p.cost, p.score), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.plot([p.cost for p in front], [p.score for p in front], "--", color="tab:red", lw=1,
+                label="Pareto front")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.margins(x=0.25, y=0.15)
+        ax.set_xlabel(axis_label)
+        ax.set_ylabel(f"{table.primary_metric} (mean ± std over seeds)")
+        ax.set_title(f"{table.protocol_key}: {table.primary_metric} vs {axis_label.split(',')[0].split(' (')[0]}")
+        ax.legend(loc="lower right", fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        stem = out_dir / f"{table.protocol_key}-{table.primary_metric}-vs-{axis.removesuffix('_ms')}"
+        for suffix in (".png", ".svg"):
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=suffix[1:], metadata={"Date": None} if suffix == ".svg" else None)
+            path = stem.with_suffix(suffix)
+            atomic_write_bytes(path, buffer.getvalue())
+            written.append(path)
+        plt.close(fig)
+    return written
