@@ -166,9 +166,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     rows = [[fmt.format("x".join(map(str, p[k])) if k == "input_size" else p[k]) for k, fmt in PROFILE_COLUMNS]
             for p in profiles]
     header = [k for k, _ in PROFILE_COLUMNS]
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
     for line in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(line, widths)))
+        print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)))
     env = profiles[0]
     print(f"device {env['device']} ({env['device_name']}), {env['threads']} thread(s), torch {env['torch']}, "
           f"{env['dtype']}; latency: batch 1, median of {env['latency_repeats']} calls; MACs = FLOPs / 2 "
@@ -229,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("suite", help="the default benchmark: a tier's protocols x methods x seeds, then the leaderboard")
+    p = sub.add_parser("suite",
+                       help="the default benchmark: a tier's protocols x methods x seeds, then the leaderboard")
     p.add_argument("--tier", default="mini", help="smoke, mini or full (default: mini)")
     p.add_argument("--protocols", nargs="+", help="only these protocols")
     p.add_argument("--methods", nargs="+", help="only these methods")

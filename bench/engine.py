@@ -70,7 +70,7 @@ def train(
     progress: bool = False,
     desc: str = "train",
     hooks: TrainHooks | None = None,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device | None = None,
 ) -> TrainStats:
     """Train ``distiller.student`` (and the method's extras) for ``schedule.epochs``.
 
@@ -78,6 +78,7 @@ def train(
     as the summed loss is NaN or infinite; the student is left as it was then.
     """
     task = distiller.task
+    device = device or torch.device("cpu")
     steps_per_epoch = task.batches_per_epoch(split, schedule.batch_size)
     total = steps_per_epoch * schedule.epochs
     optimizer, lr_scheduler = make_optimizer(distiller.trainable_parameters(), schedule, total)

@@ -66,7 +66,8 @@ class Protocol:
         if self.tier not in TIERS:
             raise ConfigError(f"protocol {self.name!r}: key 'tier' must be one of {TIERS}, got {self.tier!r}")
         if self.primary_metric not in self.metrics:
-            raise ConfigError(f"protocol {self.name!r}: key 'primary_metric' {self.primary_metric!r} is not in 'metrics'")
+            raise ConfigError(
+                f"protocol {self.name!r}: key 'primary_metric' {self.primary_metric!r} is not in 'metrics'")
         if not self.seeds:
             raise ConfigError(f"protocol {self.name!r}: key 'seeds' is empty")
 
@@ -95,7 +96,7 @@ class Protocol:
     def short_hash(self) -> str:
         return self.spec_hash[:12]
 
-    def with_seeds(self, seeds: tuple[int, ...]) -> "Protocol":
+    def with_seeds(self, seeds: tuple[int, ...]) -> Protocol:
         """The same protocol run on other seeds (seeds are not part of a record's identity)."""
         return dataclasses.replace(self, seeds=tuple(seeds))
 

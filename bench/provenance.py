@@ -58,5 +58,5 @@ def collect(device: str, threads: int) -> dict[str, Any]:
         "device": device,
         "device_name": device_name(device),
         "threads": threads,
-        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }

@@ -110,7 +110,8 @@ def format_rows(rows: Iterable[RegressionRow]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     numeric = {3, 4, 5}
     text = [
-        "  ".join(cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths)))
+        "  ".join(cell.rjust(w) if i in numeric else cell.ljust(w)
+                  for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
         .rstrip()
         for line in lines
     ]

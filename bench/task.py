@@ -42,7 +42,7 @@ class Batch:
     indices: torch.Tensor
     variants: torch.Tensor
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         """The batch with inputs and targets on ``device`` (indices stay on the CPU for cache look-ups)."""
         if device.type == "cpu":
             return self

@@ -38,7 +38,7 @@ class TeacherOutputCache:
 
     @classmethod
     def build(cls, teacher: nn.Module, task: Task, split: Split, augmentation: str,
-              batch_size: int = 256) -> tuple["TeacherOutputCache", int]:
+              batch_size: int = 256) -> tuple[TeacherOutputCache, int]:
         """Run ``teacher`` over every (sample, variant); return the cache and the forwards done."""
         n_variants = task.num_augment_variants(augmentation)
         teacher.eval()
@@ -56,7 +56,7 @@ class TeacherOutputCache:
     @classmethod
     def load_or_build(cls, teacher: nn.Module, teacher_sha256: str, dataset_key: str, task: Task,
                       split: Split, augmentation: str, root: Path | None = None
-                      ) -> tuple["TeacherOutputCache", int]:
+                      ) -> tuple[TeacherOutputCache, int]:
         """From disk if present, else built and saved; also returns forwards spent now (0 on a hit)."""
         key = hashlib.sha256(json.dumps([teacher_sha256, dataset_key, augmentation]).encode()).hexdigest()
         path = (Path(root) if root else cache_dir() / "teacher_outputs") / f"{key}.pt"

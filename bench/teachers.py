@@ -110,7 +110,8 @@ class TeacherZoo:
             meta = json.loads(meta_path.read_text())
             model = task.build_model(protocol.teacher.model, len(splits["train"].classes))
             sha = load_state_dict_checked(model, weights, meta["sha256"])
-            return Teacher(model, protocol.teacher.model, sha, "zoo", meta["metrics"], meta["train_seconds"], str(weights))
+            return Teacher(model, protocol.teacher.model, sha, "zoo", meta["metrics"], meta["train_seconds"],
+                           str(weights))
         return self._train(protocol, task, splits, progress)
 
     def _train(self, protocol: Protocol, task: Task, splits: dict[str, Split], progress: bool) -> Teacher:

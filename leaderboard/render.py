@@ -263,7 +263,7 @@ def write_leaderboard(records_root: str | os.PathLike, out_dir: str | os.PathLik
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "README.md", *(out / f"{table.protocol_key}.csv" for table in tables)]
     texts = [render_markdown(tables), *(render_csv(table) for table in tables)]
-    for path, text in zip(paths, texts):
+    for path, text in zip(paths, texts, strict=True):
         atomic_write_text(path, text)
     from leaderboard.plots import write_plots
 

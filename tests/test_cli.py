@@ -95,7 +95,7 @@ def test_run_then_regress_end_to_end(tmp_path):
     victim.write_text(json.dumps(record))
     failed = kdbench("regress", "--records", str(degraded))
     assert failed.returncode == 1
-    line = next(l for l in failed.stdout.splitlines() if "regressed" in l)
+    line = next(row for row in failed.stdout.splitlines() if "regressed" in row)
     assert "classification-smoke@v1" in line and "kd" in line and "top1" in line
 
 

@@ -41,7 +41,9 @@ class TinyResNet(nn.Module):
     def __init__(self, width: int, num_classes: int):
         super().__init__()
         widths = (width, 2 * width, 4 * width)
-        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+        )
         self.stages = nn.Sequential(
             BasicBlock(width, widths[0], 1), BasicBlock(widths[0], widths[1], 2), BasicBlock(widths[1], widths[2], 2)
         )

@@ -24,7 +24,8 @@ def classification_smoke() -> Protocol:
         teacher=TeacherRecipe(model="tinyresnet_24", schedule=Schedule(epochs=4, batch_size=50, lr=0.05)),
         schedule=Schedule(epochs=4, batch_size=50, lr=0.05),
         augmentation="hflip", metrics=METRICS, primary_metric="top1", seeds=(0, 1),
-        description="shapes20, 800 training images, 4 epochs: exercises every layer in seconds; too short to rank methods.",
+        description="shapes20, 800 training images, 4 epochs: exercises every layer in seconds; "
+                    "too short to rank methods.",
     )
 
 

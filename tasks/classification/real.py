@@ -107,7 +107,9 @@ def _field(obj: dict[Any, Any], key: str, path: Path) -> Any:
     raise DataError(f"CIFAR file {path} has no key {key!r}")
 
 
-def _read_cifar_batches(paths: list[Path], labels_key: str, classes: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+def _read_cifar_batches(
+    paths: list[Path], labels_key: str, classes: tuple[str, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Concatenate batches into uint8 images (N,3,32,32) and int64 labels (N,).
 
     Each row of ``data`` is 3072 bytes, channel-major: 1024 red, then green,
@@ -212,8 +214,11 @@ def _read_split_folder(folder: Path, classes: tuple[str, ...], size: int, every_
         images += [_read_image(p, size) for p in files]
         labels += [index[class_dir.name]] * len(files)
     if not images:
-        raise DataError(f"no images in {folder}; expected {folder}/<class>/<image files> ({', '.join(IMAGE_EXTENSIONS)})")
-    return Split(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64), classes, f"imagefolder:{folder}")
+        raise DataError(
+            f"no images in {folder}; expected {folder}/<class>/<image files> ({', '.join(IMAGE_EXTENSIONS)})"
+        )
+    return Split(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64), classes,
+                 f"imagefolder:{folder}")
 
 
 def load_image_folder(root: str | Path, size: int = 32, val_fraction: float = 0.1) -> dict[str, Split]:

@@ -24,7 +24,7 @@ def softmax(z, t):
 
 def hand_kl(s, t, temperature):
     ps, pt = softmax(s, temperature), softmax(t, temperature)
-    return sum(q * math.log(q / p) for q, p in zip(pt, ps))
+    return sum(q * math.log(q / p) for q, p in zip(pt, ps, strict=True))
 
 
 def kd_terms(**hparams):
@@ -53,7 +53,7 @@ def test_kl_is_summed_over_classes_and_averaged_over_the_batch():
 
 def test_hyperparameters_weight_the_terms():
     terms = kd_terms(alpha=0.5, T=1.0)
-    kl = sum(hand_kl(s, t, 1.0) for s, t in zip(STUDENT, TEACHER)) / 2
+    kl = sum(hand_kl(s, t, 1.0) for s, t in zip(STUDENT, TEACHER, strict=True)) / 2
     assert terms["kd"].item() == pytest.approx(0.5 * kl, rel=1e-12)
     assert terms["ce"].item() == pytest.approx(GOLDEN_CE_TERM / 0.1 * 0.5, rel=1e-12)
 

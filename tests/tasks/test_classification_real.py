@@ -71,8 +71,8 @@ def test_cifar10_shapes_dtypes_classes_and_pixels(tmp_path: Path) -> None:
     assert test.inputs[3, 2, 5, 7].item() == 201 and test.inputs[3, 0, 5, 7].item() == 13
     assert torch.equal(test.inputs[6, 1], torch.from_numpy(test_rows[6, 1024:2048].reshape(32, 32)))
     # train pixels round-trip too: every image's tag matches its label in file order
-    got = dict(zip(_ids(splits["train"].inputs), splits["train"].targets.tolist()))
-    got.update(zip(_ids(splits["val"].inputs), splits["val"].targets.tolist()))
+    got = dict(zip(_ids(splits["train"].inputs), splits["train"].targets.tolist(), strict=True))
+    got.update(zip(_ids(splits["val"].inputs), splits["val"].targets.tolist(), strict=True))
     assert got == dict(enumerate(train_labels.tolist()))
 
 
