@@ -9,8 +9,9 @@ instead of a live forward pass.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,11 +38,12 @@ class FeatureRecorder:
 
         return hook
 
-    def __call__(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Run the model and return ``{"logits": output, <point>: feature, ...}``."""
+    def record(self, forward: Callable[[], Any]) -> tuple[Any, dict[str, torch.Tensor]]:
+        """Run ``forward()`` (a pass through the model) and return its result and the recorded features."""
         self.features = {}
-        output = self.model(inputs)
-        return {"logits": output, **self.features}
+        result = forward()
+        features, self.features = self.features, {}
+        return result, features
 
     def remove(self) -> None:
         for handle in self._handles:
@@ -84,17 +86,22 @@ class Distiller(nn.Module):
             )
         self.extras: nn.Module | None = None
 
-    def build_extras(self, sample_inputs: torch.Tensor) -> None:
+    def build_extras(self, sample: Batch) -> None:
         """Run one probe forward pass to learn feature shapes and let the method build extras."""
-        with torch.no_grad():
-            was_training = self.student.training
-            self.student.eval()
-            student_shapes = {k: v.shape for k, v in self.student_recorder(sample_inputs).items()}
-            self.student.train(was_training)
-            teacher_shapes = {}
-            if self.teacher_recorder is not None:
-                teacher_shapes = {k: v.shape for k, v in self.teacher_recorder(sample_inputs).items()}
+        with eval_mode(self.student):
+            student = self.inference_features(self.student_recorder, self.student, sample)
+        teacher = {}
+        if self.teacher_recorder is not None:
+            teacher = self.inference_features(self.teacher_recorder, self.teacher, sample)
+        student_shapes = {k: v.shape for k, v in student.items()}
+        teacher_shapes = {k: v.shape for k, v in teacher.items()}
         self.extras = self.method.build_extras(student_shapes, teacher_shapes)
+
+    def inference_features(self, recorder: FeatureRecorder, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+        """Inference-mode features of ``model`` (no gradients), with ``"logits"`` as the task defines it."""
+        with torch.no_grad():
+            output, features = recorder.record(lambda: self.task.forward_features(model, batch))
+        return with_logits(features, output)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         params = list(self.student.parameters())
@@ -112,22 +119,30 @@ class Distiller(nn.Module):
             cached = self.teacher_cache.lookup(batch.indices, batch.variants)
             return {name: value.to(batch.inputs.device) for name, value in cached.items()}
         start = time.perf_counter()
-        with torch.no_grad():
-            features = self.teacher_recorder(batch.inputs)
+        features = self.inference_features(self.teacher_recorder, self.teacher, batch)
         self.teacher_forward_seconds += time.perf_counter() - start
-        self.teacher_forwards += len(batch.targets)
+        self.teacher_forwards += len(batch.indices)
         return features
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         teacher = self.teacher_features(batch)
-        student = self.student_recorder(batch.inputs)
-        task_losses = self.task.task_losses(student["logits"], batch.targets)
+        (output, task_losses), student = self.student_recorder.record(
+            lambda: self.task.forward_train(self.student, batch)
+        )
+        student = with_logits(student, output)
         return self.method.losses(LossInputs(student, teacher, batch.targets, task_losses), self.extras)
 
     def close(self) -> None:
         self.student_recorder.remove()
         if self.teacher_recorder is not None:
             self.teacher_recorder.remove()
+
+
+def with_logits(features: dict[str, torch.Tensor], output: Any) -> dict[str, torch.Tensor]:
+    """``features`` plus ``"logits"``: the model's output, unless the task maps that point to a module."""
+    if "logits" not in features and isinstance(output, torch.Tensor):
+        return {**features, "logits": output}
+    return features
 
 
 def freeze(model: nn.Module) -> nn.Module:

@@ -113,7 +113,8 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
     distiller = Distiller(task, student, protocol.student, method,
                           teacher=teacher.model.to(device) if teacher else None,
                           teacher_name=protocol.teacher.model, teacher_cache=cache)
-    distiller.build_extras(task.prepare(splits["train"].inputs[:2]).to(device))
+    probe = task.collate(splits["train"], torch.arange(2), torch.zeros(2, dtype=torch.long), protocol.augmentation)
+    distiller.build_extras(probe.to(device))
     stats = train(distiller, splits["train"], protocol.schedule, protocol.augmentation, generator,
                   progress=options.progress, desc=f"{method_name} seed {seed}", device=device)
     distiller.close()

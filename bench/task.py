@@ -84,6 +84,24 @@ class Task:
         """The supervised training loss terms of the task."""
         raise NotImplementedError
 
+    def forward_train(self, model: nn.Module, batch: Batch) -> tuple[Any, dict[str, torch.Tensor]]:
+        """A training forward pass: the model's output and the task's loss terms.
+
+        Models whose training losses come from the model itself (torchvision
+        detectors) override this; feature points are recorded around it.
+        """
+        output = model(batch.inputs)
+        return output, self.task_losses(output, batch.targets)
+
+    def forward_features(self, model: nn.Module, batch: Batch) -> Any:
+        """An inference forward pass for reading features (the teacher's, or probe shapes)."""
+        return model(batch.inputs)
+
+    def collate(self, split: Split, indices: torch.Tensor, variants: torch.Tensor, augmentation: str) -> Batch:
+        """The batch of samples ``indices`` with augmentation ``variants`` applied."""
+        inputs = self.prepare(self.augment(split.inputs[indices], variants, augmentation))
+        return Batch(inputs, split.targets[indices], indices, variants)
+
     def evaluate(self, model: nn.Module, split: Split, batch_size: int) -> dict[str, float]:
         raise NotImplementedError
 
@@ -110,9 +128,7 @@ class Task:
         variants = torch.randint(n_variants, (len(split),), generator=generator)
         for start in range(0, len(split) - batch_size + 1, batch_size):
             idx = order[start : start + batch_size]
-            v = variants[idx]
-            inputs = self.prepare(self.augment(split.inputs[idx], v, augmentation))
-            yield Batch(inputs, split.targets[idx], idx, v)
+            yield self.collate(split, idx, variants[idx], augmentation)
 
     def batches_per_epoch(self, split: Split, batch_size: int) -> int:
         return len(split) // batch_size

@@ -37,7 +37,7 @@ def test_training_step(benchmark, workspace, batch, method):
     seed_everything(0)
     student = workspace.task.build_model(protocol.student, 20)
     distiller = Distiller(workspace.task, student, protocol.student, m, teacher, protocol.teacher.model)
-    distiller.build_extras(batch.inputs[:2])
+    distiller.build_extras(batch)
     optimizer, _ = make_optimizer(distiller.trainable_parameters(), protocol.schedule, 1000)
 
     def step():
@@ -70,8 +70,9 @@ def test_method_loss_on_fixed_tensors(benchmark, workspace, batch, method):
     seed_everything(0)
     student = workspace.task.build_model(protocol.student, 20)
     distiller = Distiller(workspace.task, student, protocol.student, m, teacher, protocol.teacher.model)
-    distiller.build_extras(batch.inputs[:2])
-    student_features = {k: v.detach().requires_grad_() for k, v in distiller.student_recorder(batch.inputs).items()}
+    distiller.build_extras(batch)
+    recorded = distiller.inference_features(distiller.student_recorder, student, batch)
+    student_features = {k: v.detach().requires_grad_() for k, v in recorded.items()}
     teacher_features = distiller.teacher_features(batch)
     task_losses = workspace.task.task_losses(student_features["logits"], batch.targets)
     inputs = LossInputs(student_features, teacher_features, batch.targets, task_losses)

@@ -54,7 +54,7 @@ def make_distiller(ws: Workspace, name: str) -> Distiller:
     student = ws.task.build_model(ws.protocol.student, len(ws.splits["train"].classes))
     distiller = Distiller(ws.task, student, ws.protocol.student, method,
                           teacher=teacher.model if teacher else None, teacher_name=ws.protocol.teacher.model)
-    distiller.build_extras(ws.task.prepare(ws.splits["train"].inputs[:2]))
+    distiller.build_extras(first_batch(ws))
     return distiller
 
 
