@@ -8,7 +8,7 @@ models only through a task, never through one library's internals.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -17,12 +17,18 @@ from torch import nn
 
 @dataclass
 class Split:
-    """One split of a dataset held in memory: inputs, targets and class names."""
+    """One split of a dataset held in memory: inputs, targets and class names.
 
-    inputs: torch.Tensor
-    targets: torch.Tensor
+    ``inputs`` and ``targets`` are tensors for fixed-size samples (classification)
+    or lists (one entry per sample, e.g. detection boxes); ``extra`` holds what a
+    task's metric needs besides (e.g. the COCO ground-truth dict).
+    """
+
+    inputs: torch.Tensor | list
+    targets: torch.Tensor | list
     classes: tuple[str, ...]
     source: str = ""
+    extra: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.targets)
