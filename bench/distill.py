@@ -130,7 +130,8 @@ class Distiller(nn.Module):
             lambda: self.task.forward_train(self.student, batch)
         )
         student = with_logits(student, output)
-        return self.method.losses(LossInputs(student, teacher, batch.targets, task_losses), self.extras)
+        inputs = LossInputs(student, teacher, batch.targets, task_losses, self.task, batch.inputs)
+        return self.method.losses(inputs, self.extras)
 
     def close(self) -> None:
         self.student_recorder.remove()

@@ -25,8 +25,11 @@ class LossInputs:
 
     student: dict[str, torch.Tensor]
     teacher: dict[str, torch.Tensor]
-    targets: torch.Tensor
+    targets: Any
     task_losses: dict[str, torch.Tensor]
+    #: the task and the batch's model inputs, for methods that need task geometry (e.g. anchors)
+    task: Any = None
+    inputs: Any = None
 
 
 class Method:
@@ -38,6 +41,8 @@ class Method:
     student_features: ClassVar[tuple[str, ...]] = ("logits",)
     #: feature points read from the teacher; empty means no teacher is needed.
     teacher_features: ClassVar[tuple[str, ...]] = ()
+    #: the tasks the method applies to; ``None`` means every task.
+    tasks: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, **hparams: Any):
         unknown = sorted(set(hparams) - set(self.defaults))

@@ -52,8 +52,18 @@ class Batch:
         """The batch with inputs and targets on ``device`` (indices stay on the CPU for cache look-ups)."""
         if device.type == "cpu":
             return self
-        return Batch(self.inputs.to(device, non_blocking=True), self.targets.to(device, non_blocking=True),
-                     self.indices, self.variants)
+        return Batch(_to(self.inputs, device), _to(self.targets, device), self.indices, self.variants)
+
+
+def _to(value: Any, device: torch.device) -> Any:
+    """Tensors, and tensors inside lists and dicts, moved to ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, list):
+        return [_to(v, device) for v in value]
+    if isinstance(value, dict):
+        return {k: _to(v, device) for k, v in value.items()}
+    return value
 
 
 class Task:

@@ -83,7 +83,10 @@ def test_run_then_regress_end_to_end(tmp_path):
     again = kdbench("run", "--protocol", "classification-smoke", "--method", "kd", "--results", str(results))
     assert "already in" in again.stdout
 
-    passed = kdbench("regress", "--records", str(results))
+    # compare with the committed reference of this protocol (other smoke protocols are not run here)
+    reference = tmp_path / "reference"
+    shutil.copytree(REGRESSION_REFERENCE / "classification-smoke@v1", reference / "classification-smoke@v1")
+    passed = kdbench("regress", "--records", str(results), "--reference", str(reference))
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "all" in passed.stdout and "passed" in passed.stdout
 
@@ -93,7 +96,7 @@ def test_run_then_regress_end_to_end(tmp_path):
     record = json.loads(victim.read_text())
     record["metrics"]["top1"] -= 60.0
     victim.write_text(json.dumps(record))
-    failed = kdbench("regress", "--records", str(degraded))
+    failed = kdbench("regress", "--records", str(degraded), "--reference", str(reference))
     assert failed.returncode == 1
     line = next(row for row in failed.stdout.splitlines() if "regressed" in row)
     assert "classification-smoke@v1" in line and "kd" in line and "top1" in line

@@ -1,4 +1,5 @@
-"""Contract tests generated from the method registry: every registered method must satisfy them.
+"""Contract tests generated from the method registry: every registered method must satisfy them,
+on the smoke protocol of every task it applies to.
 
 - its losses are finite;
 - gradients reach only the student and the method's extras (checked on the autograd graph);
@@ -13,12 +14,12 @@ import torch
 
 from bench.distill import Distiller
 from bench.engine import seed_everything
-from bench.registry import METHODS
+from bench.protocol import protocols_of_tier
 from bench.results import ResultsStore
 from bench.runner import RunOptions, Workspace, build_method, run_one
 from bench.suite import applicable_methods
 
-METHOD_NAMES = METHODS.names()
+CASES = [(p.name, m) for p in protocols_of_tier("smoke") for m in applicable_methods(p)]
 
 
 def graph_leaves(loss: torch.Tensor) -> set[int]:
@@ -35,16 +36,21 @@ def graph_leaves(loss: torch.Tensor) -> set[int]:
     return leaves
 
 
-@pytest.fixture(scope="module")
-def workspace():
-    from bench.protocol import get_protocol
+_workspaces: dict[str, Workspace] = {}
 
-    import dataclasses
 
-    smoke = get_protocol("classification-smoke")
-    protocol = dataclasses.replace(smoke, name="classification-contract",
-                                   schedule=dataclasses.replace(smoke.schedule, epochs=1), seeds=(0,))
-    return Workspace(protocol, RunOptions())
+def workspace_for(protocol_name: str) -> Workspace:
+    """The smoke protocol cut to one epoch and one seed, shared by the module's tests."""
+    if protocol_name not in _workspaces:
+        import dataclasses
+
+        from bench.protocol import get_protocol
+
+        smoke = get_protocol(protocol_name)
+        protocol = dataclasses.replace(smoke, name=f"{smoke.name}-contract",
+                                       schedule=dataclasses.replace(smoke.schedule, epochs=1), seeds=(0,))
+        _workspaces[protocol_name] = Workspace(protocol, RunOptions())
+    return _workspaces[protocol_name]
 
 
 def make_distiller(ws: Workspace, name: str) -> Distiller:
@@ -60,11 +66,18 @@ def make_distiller(ws: Workspace, name: str) -> Distiller:
 
 def first_batch(ws: Workspace):
     generator = torch.Generator().manual_seed(0)
-    return next(ws.task.train_batches(ws.splits["train"], 16, ws.protocol.augmentation, generator))
+    return next(ws.task.train_batches(ws.splits["train"], 8, ws.protocol.augmentation, generator))
 
 
-@pytest.mark.parametrize("name", METHOD_NAMES)
-def test_losses_are_finite_named_tensors(workspace, name):
+def test_every_method_is_covered():
+    from bench.registry import METHODS
+
+    assert {m for _, m in CASES} == set(METHODS.names())
+
+
+@pytest.mark.parametrize("protocol_name,name", CASES)
+def test_losses_are_finite_named_tensors(protocol_name, name):
+    workspace = workspace_for(protocol_name)
     terms = make_distiller(workspace, name)(first_batch(workspace))
     assert terms, f"{name} returned no loss terms"
     for term, value in terms.items():
@@ -72,8 +85,9 @@ def test_losses_are_finite_named_tensors(workspace, name):
         assert torch.isfinite(value), f"{name}.{term} = {value}"
 
 
-@pytest.mark.parametrize("name", METHOD_NAMES)
-def test_gradients_reach_only_the_student_and_extras(workspace, name):
+@pytest.mark.parametrize("protocol_name,name", CASES)
+def test_gradients_reach_only_the_student_and_extras(protocol_name, name):
+    workspace = workspace_for(protocol_name)
     distiller = make_distiller(workspace, name)
     loss = sum(distiller(first_batch(workspace)).values())
     allowed = {id(p) for p in distiller.trainable_parameters()}
@@ -86,10 +100,10 @@ def test_gradients_reach_only_the_student_and_extras(workspace, name):
         assert all(p.grad is None for p in distiller.teacher.parameters())
 
 
-@pytest.mark.parametrize("name", METHOD_NAMES)
-def test_teacher_unchanged_and_same_seed_same_result(workspace, name, tmp_path):
+@pytest.mark.parametrize("protocol_name,name", CASES)
+def test_teacher_unchanged_and_same_seed_same_result(protocol_name, name, tmp_path):
+    workspace = workspace_for(protocol_name)
     protocol = workspace.protocol
-    assert name in applicable_methods(protocol)
     teacher = workspace.teacher()
     before = {k: v.clone() for k, v in teacher.model.state_dict().items()}
     options = RunOptions(teacher_output_cache=False)

@@ -1,0 +1,1 @@
+"""Object detection: generated multi-object scenes, COCO-format data, detectors and COCO mAP."""

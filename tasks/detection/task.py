@@ -1,0 +1,171 @@
+"""The detection task: generated scenes or real COCO, RetinaNet models, COCO mAP.
+
+Samples are images with a variable number of boxes, so splits hold targets as
+lists of ``{"boxes": (K, 4) xyxy pixels, "labels": (K,) 1..C, "image_id"}``
+and the COCO ground truth in ``split.extra["coco"]`` for pycocotools. The
+training losses are the detector's own (torchvision's RetinaNet: focal loss and
+box regression); methods read FPN levels and head outputs by feature point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.errors import ConfigError
+from bench.paths import atomic_save, cache_dir
+from bench.registry import DATASETS, MODELS, TASKS
+from bench.task import Batch, Split, Task
+from tasks.detection import coco, scenes
+from tasks.detection.metric import coco_map
+from tasks.detection.models import FEATURE_POINTS, LEVEL_STRIDES, anchor_generator
+
+AUGMENTATIONS = {"none": 1, "hflip": 2}
+
+
+@TASKS.register("detection")
+class DetectionTask(Task):
+    """Object detection trained with the detector's own losses, scored by COCO mAP."""
+
+    name = "detection"
+    metrics = ("map", "map50", "map75", "map_small", "map_medium", "map_large")
+
+    def feature_points(self, model_name: str) -> dict[str, str]:
+        if model_name.startswith("retinanet_fpn_"):
+            return {**FEATURE_POINTS, "head.out": "head"}
+        return {}
+
+    def load_splits(self, dataset: dict[str, Any], root: str | None = None) -> dict[str, Split]:
+        params = dict(dataset)
+        name = params.pop("name", None)
+        if name is None:
+            raise ConfigError("dataset: missing key 'name'")
+        if root is not None:
+            params["root"] = root
+        try:
+            return DATASETS.get(name)(**params)
+        except TypeError as exc:
+            raise ConfigError(f"dataset {name!r}: {exc}") from None
+
+    def num_augment_variants(self, augmentation: str) -> int:
+        if augmentation not in AUGMENTATIONS:
+            raise ConfigError(f"unknown augmentation {augmentation!r}; valid: {', '.join(AUGMENTATIONS)}")
+        return AUGMENTATIONS[augmentation]
+
+    def prepare(self, inputs: torch.Tensor) -> torch.Tensor:
+        """uint8 image -> float in [0, 1]; the detector's transform normalises."""
+        return inputs.float() / 255.0
+
+    def collate(self, split: Split, indices: torch.Tensor, variants: torch.Tensor, augmentation: str) -> Batch:
+        images, targets = [], []
+        for index, variant in zip(indices.tolist(), variants.tolist(), strict=True):
+            image, target = split.inputs[index], split.targets[index]
+            boxes = target["boxes"]
+            if augmentation == "hflip" and variant == 1:
+                width = image.shape[-1]
+                image = image.flip(-1)
+                boxes = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
+            images.append(self.prepare(image))
+            targets.append({"boxes": boxes, "labels": target["labels"], "image_id": target["image_id"]})
+        return Batch(images, targets, indices, variants)
+
+    def build_model(self, name: str, num_classes: int) -> nn.Module:
+        return MODELS.get(name)(num_classes=num_classes)
+
+    def forward_train(self, model: nn.Module, batch: Batch) -> tuple[Any, dict[str, torch.Tensor]]:
+        targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in batch.targets]
+        return None, model(batch.inputs, targets)
+
+    def forward_features(self, model: nn.Module, batch: Batch) -> Any:
+        """Transform, backbone and head, without decoding or NMS: what methods read."""
+        images, _ = model.transform(batch.inputs)
+        features = list(model.backbone(images.tensors).values())
+        return model.head(features)
+
+    def anchors_at(self, point: str, feature_hw: tuple[int, int], image_hw: tuple[int, int]) -> torch.Tensor:
+        """The detector's anchors (xyxy, location-major) at feature point ``point`` of one image."""
+        if point not in LEVEL_STRIDES:
+            raise ConfigError(f"no anchors at {point!r}; anchored points: {', '.join(LEVEL_STRIDES)}")
+        level = list(LEVEL_STRIDES).index(point)
+        generator = anchor_generator()
+        stride_h, stride_w = image_hw[0] // feature_hw[0], image_hw[1] // feature_hw[1]  # as torchvision does
+        cell = generator.generate_anchors(generator.sizes[level], generator.aspect_ratios[level])
+        shifts_x = torch.arange(feature_hw[1], dtype=torch.float32) * stride_w
+        shifts_y = torch.arange(feature_hw[0], dtype=torch.float32) * stride_h
+        sy, sx = torch.meshgrid(shifts_y, shifts_x, indexing="ij")
+        shifts = torch.stack([sx.reshape(-1), sy.reshape(-1)] * 2, dim=1)
+        return (shifts[:, None, :] + cell[None, :, :]).reshape(-1, 4)
+
+    def evaluate(self, model: nn.Module, split: Split, batch_size: int) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        detections = []
+        with torch.no_grad():
+            for start in range(0, len(split), batch_size):
+                chunk = range(start, min(start + batch_size, len(split)))
+                images = [self.prepare(split.inputs[i]).to(device) for i in chunk]
+                for i, out in zip(chunk, model(images), strict=True):
+                    detections.append({"image_id": split.targets[i]["image_id"], "boxes": out["boxes"].cpu(),
+                                       "scores": out["scores"].cpu(), "labels": out["labels"].cpu()})
+        model.train(was_training)
+        return coco_map(split.extra["coco"], detections)
+
+
+def _as_split(images: list, annotations: list[dict], classes: tuple[str, ...], ground_truth: dict,
+              source: str) -> Split:
+    targets = [
+        {"boxes": torch.as_tensor(a["boxes"], dtype=torch.float32).reshape(-1, 4),
+         "labels": torch.as_tensor(a["labels"], dtype=torch.int64), "image_id": int(a["image_id"])}
+        for a in annotations
+    ]
+    return Split(images, targets, classes, source=source, extra={"coco": ground_truth})
+
+
+@DATASETS.register("scenes")
+def load_scenes(train_images: int, val_images: int, test_images: int, seed: int = 0,
+                size: int = 64) -> dict[str, Split]:
+    """Generated detection scenes (:mod:`tasks.detection.scenes`), cached on first use."""
+    spec = dict(train=train_images, val=val_images, test=test_images, seed=seed, size=size,
+                generator=getattr(scenes, "GENERATOR_VERSION", 1))
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir() / "data" / f"scenes-{key}.pt"
+    if path.is_file():
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        stored = {}
+        for offset, (name, count) in enumerate((("train", train_images), ("val", val_images), ("test", test_images))):
+            images, annotations = scenes.generate_scenes(count, seed=seed * 1000 + offset, size=size)
+            stored[name] = {
+                "images": torch.from_numpy(np.ascontiguousarray(images)),
+                "boxes": [torch.as_tensor(a["boxes"], dtype=torch.float32) for a in annotations],
+                "labels": [torch.as_tensor(a["labels"], dtype=torch.int64) for a in annotations],
+            }
+        atomic_save(stored, path)
+    splits = {}
+    for name, part in stored.items():
+        annotations = [{"boxes": b.numpy(), "labels": lab.numpy(), "image_id": i + 1}
+                       for i, (b, lab) in enumerate(zip(part["boxes"], part["labels"], strict=True))]
+        sizes = [(size, size)] * len(annotations)
+        ground_truth = coco.to_coco(annotations, scenes.CLASSES, sizes)
+        splits[name] = _as_split(part["images"], annotations, scenes.CLASSES, ground_truth, f"scenes:{key}:{name}")
+    return splits
+
+
+@DATASETS.register("coco")
+def load_coco_dataset(root: str | None = None, train: str = "train2017", val: str = "val2017",
+                      test: str = "val2017") -> dict[str, Split]:
+    """Real COCO from ``--data-root``: ``annotations/instances_<split>.json`` and ``<split>/`` images."""
+    if root is None:
+        raise ConfigError("dataset coco: give the COCO folder with --data-root")
+    splits = {}
+    for name, folder in (("train", train), ("val", val), ("test", test)):
+        images, targets, classes, ground_truth = coco.load_coco_root(root, folder)
+        tensors = [torch.from_numpy(np.ascontiguousarray(image)) for image in images]
+        splits[name] = _as_split(tensors, targets, classes, ground_truth, f"coco:{root}:{folder}")
+    return splits
