@@ -93,8 +93,8 @@ class Distiller(nn.Module):
         teacher = {}
         if self.teacher_recorder is not None:
             teacher = self.inference_features(self.teacher_recorder, self.teacher, sample)
-        student_shapes = {k: v.shape for k, v in student.items()}
-        teacher_shapes = {k: v.shape for k, v in teacher.items()}
+        student_shapes = {k: shape_of(v) for k, v in student.items()}
+        teacher_shapes = {k: shape_of(v) for k, v in teacher.items()}
         self.extras = self.method.build_extras(student_shapes, teacher_shapes)
 
     def inference_features(self, recorder: FeatureRecorder, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
@@ -137,6 +137,15 @@ class Distiller(nn.Module):
         self.student_recorder.remove()
         if self.teacher_recorder is not None:
             self.teacher_recorder.remove()
+
+
+def shape_of(feature: Any) -> Any:
+    """The shape of a recorded feature: a tensor's, or a dict/list of them for structured outputs."""
+    if isinstance(feature, torch.Tensor):
+        return feature.shape
+    if isinstance(feature, dict):
+        return {k: shape_of(v) for k, v in feature.items()}
+    return [shape_of(v) for v in feature]
 
 
 def with_logits(features: dict[str, torch.Tensor], output: Any) -> dict[str, torch.Tensor]:

@@ -101,6 +101,13 @@ class DetectionTask(Task):
         shifts = torch.stack([sx.reshape(-1), sy.reshape(-1)] * 2, dim=1)
         return (shifts[:, None, :] + cell[None, :, :]).reshape(-1, 4)
 
+    def anchors_all(self, image_hw: tuple[int, int]) -> torch.Tensor:
+        """Every anchor of one image in the order of the head's outputs (levels p2, p3, p4)."""
+        return torch.cat([
+            self.anchors_at(point, (image_hw[0] // stride, image_hw[1] // stride), image_hw)
+            for point, stride in LEVEL_STRIDES.items()
+        ])
+
     def evaluate(self, model: nn.Module, split: Split, batch_size: int) -> dict[str, float]:
         was_training = model.training
         model.eval()
