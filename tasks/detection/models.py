@@ -18,9 +18,11 @@ module that produces each), ``head.out`` the head's output
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 
 from torch import nn
 from torchvision.models.detection import RetinaNet
+from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork
 
@@ -69,9 +71,17 @@ def anchor_generator() -> AnchorGenerator:
 
 
 def build_retinanet(width: int, num_classes: int, image_size: int = IMAGE_SIZE) -> RetinaNet:
-    """RetinaNet over :class:`PyramidBackbone`; ``num_classes`` counts real classes (background implicit)."""
+    """RetinaNet over :class:`PyramidBackbone`; ``num_classes`` counts real classes (background implicit).
+
+    The head normalises its convolutions with GroupNorm (4 groups), as torchvision's RetinaNet v2 does
+    with 32 groups; without it, training from scratch on the CPU budget barely moved.
+    """
+    backbone = PyramidBackbone(width)
+    anchors = anchor_generator()
+    head = RetinaNetHead(backbone.out_channels, anchors.num_anchors_per_location()[0], num_classes + 1,
+                         norm_layer=partial(nn.GroupNorm, 4))
     return RetinaNet(
-        PyramidBackbone(width), num_classes=num_classes + 1, anchor_generator=anchor_generator(),
+        backbone, num_classes=num_classes + 1, anchor_generator=anchors, head=head,
         min_size=image_size, max_size=image_size, image_mean=list(PIXEL_MEAN), image_std=list(PIXEL_STD),
         score_thresh=0.05, detections_per_img=50,
     )
