@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from bench.method import LossInputs, Method
-from bench.task import Batch, Task
+from bench.task import Batch, Task, to_device
 
 
 class FeatureRecorder:
@@ -103,6 +103,9 @@ class Distiller(nn.Module):
             output, features = recorder.record(lambda: self.task.forward_features(model, batch))
         return with_logits(features, output)
 
+    def student_device(self) -> torch.device:
+        return next(self.student.parameters()).device
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         params = list(self.student.parameters())
         if self.extras is not None:
@@ -116,8 +119,8 @@ class Distiller(nn.Module):
         if self.teacher_recorder is None:
             return {}
         if self.teacher_cache is not None:
-            cached = self.teacher_cache.lookup(batch.indices, batch.variants)
-            return {name: value.to(batch.inputs.device) for name, value in cached.items()}
+            device = self.student_device()
+            return to_device(self.teacher_cache.lookup(batch.indices, batch.variants), device)
         start = time.perf_counter()
         features = self.inference_features(self.teacher_recorder, self.teacher, batch)
         self.teacher_forward_seconds += time.perf_counter() - start

@@ -50,7 +50,7 @@ class Workspace:
         self.task: Task = TASKS.get(protocol.task)()
         self.splits: dict[str, Split] = self.task.load_splits(protocol.dataset, root=options.data_root)
         self._teacher: Teacher | None = None
-        self._cache: TeacherOutputCache | None = None
+        self._caches: dict[tuple[str, ...], TeacherOutputCache] = {}
         self.cache_build_forwards = 0
 
     def teacher(self) -> Teacher:
@@ -73,14 +73,17 @@ class Workspace:
         return cached_profile(lambda: self.task.build_model(model_name, classes), model_name, self.input_size,
                               self.protocol.schedule.batch_size, self.options.device, self.protocol.threads)
 
-    def teacher_output_cache(self) -> TeacherOutputCache:
-        if self._cache is None:
+    def teacher_output_cache(self, points: tuple[str, ...]) -> TeacherOutputCache:
+        """The teacher's features at ``points`` for every training sample and augmentation variant."""
+        key = tuple(sorted(points))
+        if key not in self._caches:
             teacher = self.teacher()
-            self._cache, self.cache_build_forwards = TeacherOutputCache.load_or_build(
-                teacher.model, teacher.sha256, self.splits["train"].source, self.task,
-                self.splits["train"], self.protocol.augmentation,
+            self._caches[key], forwards = TeacherOutputCache.load_or_build(
+                teacher.model, teacher.model_name, teacher.sha256, self.splits["train"].source, self.task,
+                self.splits["train"], self.protocol.augmentation, key,
             )
-        return self._cache
+            self.cache_build_forwards += forwards
+        return self._caches[key]
 
 
 def build_method(protocol: Protocol, name: str, hparams: dict[str, Any] | None = None) -> Method:
@@ -105,8 +108,8 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
 
     teacher = ws.teacher() if method.needs_teacher else None
     cache = None
-    if teacher is not None and options.teacher_output_cache and TeacherOutputCache.supports(method.teacher_features):
-        cache = ws.teacher_output_cache()
+    if teacher is not None and options.teacher_output_cache:
+        cache = ws.teacher_output_cache(method.teacher_features)
 
     generator = seed_everything(seed)
     student = task.build_model(protocol.student, len(splits["train"].classes)).to(device)

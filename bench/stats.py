@@ -37,6 +37,8 @@ def summarize(values: Iterable[float]) -> Summary:
     n = len(data)
     if n == 0:
         return Summary(math.nan, math.nan, 0, math.nan, math.nan)
+    if any(math.isnan(v) for v in data):  # e.g. COCO's AP of a size range without ground truth
+        return Summary(math.nan, math.nan, n, math.nan, math.nan)
     mean = math.fsum(data) / n
     if n == 1:
         return Summary(mean, 0.0, 1, math.nan, math.nan)

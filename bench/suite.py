@@ -41,7 +41,9 @@ def prepare(protocol: Protocol, methods: list[str], options: RunOptions) -> None
         ws.profile(protocol.teacher.model)
         ws.teacher()
         if options.teacher_output_cache:
-            ws.teacher_output_cache()
+            for method in built:
+                if method.needs_teacher:
+                    ws.teacher_output_cache(method.teacher_features)
 
 
 def _worker(protocol_name: str, protocol_seeds: tuple[int, ...], method: str, seed: int, root: str,

@@ -52,17 +52,17 @@ class Batch:
         """The batch with inputs and targets on ``device`` (indices stay on the CPU for cache look-ups)."""
         if device.type == "cpu":
             return self
-        return Batch(_to(self.inputs, device), _to(self.targets, device), self.indices, self.variants)
+        return Batch(to_device(self.inputs, device), to_device(self.targets, device), self.indices, self.variants)
 
 
-def _to(value: Any, device: torch.device) -> Any:
+def to_device(value: Any, device: torch.device) -> Any:
     """Tensors, and tensors inside lists and dicts, moved to ``device``."""
     if isinstance(value, torch.Tensor):
         return value.to(device, non_blocking=True)
     if isinstance(value, list):
-        return [_to(v, device) for v in value]
+        return [to_device(v, device) for v in value]
     if isinstance(value, dict):
-        return {k: _to(v, device) for k, v in value.items()}
+        return {k: to_device(v, device) for k, v in value.items()}
     return value
 
 

@@ -1,11 +1,14 @@
-"""Teacher-output cache: the teacher's logits computed once per augmentation variant.
+"""Teacher-output cache: the teacher's features computed once per augmentation variant.
 
-On a CPU the teacher's forward pass dominates a KD run. When the protocol's
-augmentation is a finite set (e.g. horizontal flips: 2 variants), the teacher's
-output for every (training sample, variant) is computed once per (teacher,
-dataset, augmentation), stored under ``<cache>/teacher_outputs/``, and reused
-across methods and seeds. Only the ``"logits"`` feature point is cached; methods
-that read other teacher features run the teacher live.
+On a CPU the teacher's forward pass dominates a distillation run. When the
+protocol's augmentation is a finite set (e.g. horizontal flips: 2 variants),
+the teacher's features at the points a method reads (``"logits"``, FPN levels,
+head outputs) are computed once for every (training sample, variant) per
+(teacher, dataset, augmentation, feature points), stored under
+``<cache>/teacher_outputs/``, and reused across methods and seeds. The teacher
+is frozen and in eval mode, so a sample's features do not depend on the batch
+it came in; cached and live losses agree within float rounding
+(``tests/bench/test_teacher_cache.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,48 +24,70 @@ from torch import nn
 from bench.paths import atomic_save, cache_dir
 from bench.task import Split, Task
 
-CACHEABLE_POINTS = ("logits",)
+
+def _index(value: Any, indices: torch.Tensor, variants: torch.Tensor) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value[indices, variants]
+    return {k: _index(v, indices, variants) for k, v in value.items()}
+
+
+def _stack(chunks: list[Any], dim: int) -> Any:
+    """Concatenate (dim 0) or stack (dim 1) tensors, or dicts of them, key by key."""
+    if isinstance(chunks[0], torch.Tensor):
+        return torch.cat(chunks) if dim == 0 else torch.stack(chunks, dim=1).contiguous()
+    return {k: _stack([c[k] for c in chunks], dim) for k in chunks[0]}
+
+
+def _detach(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    return {k: _detach(v) for k, v in value.items()}
 
 
 class TeacherOutputCache:
-    """Teacher logits of shape ``(N, variants, C)`` looked up by sample index and variant."""
+    """Teacher features ``{point: (N, variants, ...)}`` looked up by sample index and variant."""
 
-    def __init__(self, logits: torch.Tensor):
-        self.logits = logits
+    def __init__(self, features: dict[str, Any]):
+        self.features = features
 
-    def lookup(self, indices: torch.Tensor, variants: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"logits": self.logits[indices, variants]}
-
-    @staticmethod
-    def supports(teacher_points: tuple[str, ...]) -> bool:
-        return bool(teacher_points) and all(p in CACHEABLE_POINTS for p in teacher_points)
+    def lookup(self, indices: torch.Tensor, variants: torch.Tensor) -> dict[str, Any]:
+        return {point: _index(value, indices, variants) for point, value in self.features.items()}
 
     @classmethod
-    def build(cls, teacher: nn.Module, task: Task, split: Split, augmentation: str,
-              batch_size: int = 256) -> tuple[TeacherOutputCache, int]:
+    def build(cls, teacher: nn.Module, teacher_name: str, task: Task, split: Split, augmentation: str,
+              points: tuple[str, ...], batch_size: int = 64) -> tuple[TeacherOutputCache, int]:
         """Run ``teacher`` over every (sample, variant); return the cache and the forwards done."""
+        from bench.distill import FeatureRecorder, with_logits
+
         n_variants = task.num_augment_variants(augmentation)
+        recorder = FeatureRecorder(teacher, {p: task.module_path(teacher_name, p) for p in points})
         teacher.eval()
-        outputs = []
-        with torch.no_grad():
-            for v in range(n_variants):
-                chunks = []
-                for start in range(0, len(split), batch_size):
-                    raw = split.inputs[start : start + batch_size]
-                    variants = torch.full((len(raw),), v, dtype=torch.long)
-                    chunks.append(teacher(task.prepare(task.augment(raw, variants, augmentation))))
-                outputs.append(torch.cat(chunks))
-        return cls(torch.stack(outputs, dim=1).contiguous()), len(split) * n_variants
+        per_variant = []
+        try:
+            with torch.no_grad():
+                for v in range(n_variants):
+                    chunks = []
+                    for start in range(0, len(split), batch_size):
+                        indices = torch.arange(start, min(start + batch_size, len(split)))
+                        batch = task.collate(split, indices, torch.full_like(indices, v), augmentation)
+                        output, features = recorder.record(lambda b=batch: task.forward_features(teacher, b))
+                        features = with_logits(features, output)
+                        chunks.append({p: _detach(features[p]) for p in points})
+                    per_variant.append(_stack(chunks, dim=0))
+        finally:
+            recorder.remove()
+        return cls(_stack(per_variant, dim=1)), len(split) * n_variants
 
     @classmethod
-    def load_or_build(cls, teacher: nn.Module, teacher_sha256: str, dataset_key: str, task: Task,
-                      split: Split, augmentation: str, root: Path | None = None
-                      ) -> tuple[TeacherOutputCache, int]:
+    def load_or_build(cls, teacher: nn.Module, teacher_name: str, teacher_sha256: str, dataset_key: str,
+                      task: Task, split: Split, augmentation: str, points: tuple[str, ...],
+                      root: Path | None = None) -> tuple[TeacherOutputCache, int]:
         """From disk if present, else built and saved; also returns forwards spent now (0 on a hit)."""
-        key = hashlib.sha256(json.dumps([teacher_sha256, dataset_key, augmentation]).encode()).hexdigest()
+        key_data = [teacher_sha256, dataset_key, augmentation, sorted(points)]
+        key = hashlib.sha256(json.dumps(key_data).encode()).hexdigest()
         path = (Path(root) if root else cache_dir() / "teacher_outputs") / f"{key}.pt"
         if path.is_file():
             return cls(torch.load(path, map_location="cpu", weights_only=True)), 0
-        cache, forwards = cls.build(teacher, task, split, augmentation)
-        atomic_save(cache.logits, path)
+        cache, forwards = cls.build(teacher, teacher_name, task, split, augmentation, points)
+        atomic_save(cache.features, path)
         return cache, forwards

@@ -114,3 +114,19 @@ def test_leaderboard_renders_the_published_records(tmp_path):
     text = (tmp_path / "README.md").read_text()
     assert "classification-mini@v1" in text
     assert (tmp_path / "classification-mini@v1.csv").is_file()
+
+
+def test_suite_runs_every_smoke_protocol_on_two_processes(tmp_path):
+    results, out = tmp_path / "results", tmp_path / "board"
+    suite = kdbench("suite", "--tier", "smoke", "--jobs", "2", "--results", str(results), "--out", str(out))
+    assert suite.returncode == 0, suite.stderr
+    from bench.protocol import protocols_of_tier
+    from bench.suite import applicable_methods
+
+    expected = sum(len(applicable_methods(p)) * len(p.seeds) for p in protocols_of_tier("smoke"))
+    assert len(list(results.rglob("seed-*.json"))) == expected
+    for protocol in protocols_of_tier("smoke"):
+        assert f"## {protocol.key}" in suite.stdout
+        assert (out / f"{protocol.key}.csv").is_file()
+    again = kdbench("suite", "--tier", "smoke", "--results", str(results), "--out", str(out))
+    assert again.returncode == 0 and "## classification-smoke@v1" in again.stdout  # nothing left to run

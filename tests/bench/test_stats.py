@@ -64,3 +64,10 @@ def test_paired_difference_uses_shared_seeds_only():
 def test_paired_difference_without_shared_seeds():
     d = paired_difference({0: 1.0}, {1: 1.0})
     assert isinstance(d, Summary) and d.n == 0 and math.isnan(d.mean)
+
+
+def test_nan_values_summarize_to_nan():
+    from bench.stats import summarize
+
+    summary = summarize([1.0, float("nan"), 3.0])
+    assert summary.n == 3 and math.isnan(summary.mean) and math.isnan(summary.std)

@@ -12,7 +12,7 @@ import tempfile
 
 from bench.protocol import get_protocol
 from bench.results import ResultsStore
-from bench.runner import RunOptions, Workspace, run_one
+from bench.runner import RunOptions, Workspace, build_method, run_one
 
 
 def main() -> None:
@@ -23,7 +23,8 @@ def main() -> None:
     args = parser.parse_args()
     protocol = get_protocol(args.protocol)
     workspace = Workspace(protocol, RunOptions())
-    workspace.teacher_output_cache()  # built once per (teacher, dataset, augmentation), not per run
+    method = build_method(protocol, args.method)
+    workspace.teacher_output_cache(method.teacher_features)  # built once, not per run
     seconds, top1 = {}, {}
     for cached in (True, False):
         with tempfile.TemporaryDirectory() as root:

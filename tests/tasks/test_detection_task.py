@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -39,8 +40,9 @@ def test_hflip_flips_images_and_boxes():
     torch.testing.assert_close(flipped_boxes[:, 1::2], boxes[:, 1::2])
 
 
-def test_student_is_at_least_4x_cheaper():
-    protocol = get_protocol("detection-smoke")
+@pytest.mark.parametrize("protocol_name", ["detection-smoke", "detection-mini"])
+def test_student_is_at_least_4x_cheaper(protocol_name):
+    protocol = get_protocol(protocol_name)
     task = TASKS.get("detection")()
     assert macs(task.build_model(protocol.teacher.model, 6)) >= 4 * macs(task.build_model(protocol.student, 6))
 
