@@ -70,11 +70,14 @@ def write_plots(table: Table, out_dir: Path) -> list[Path]:
             continue
         front = pareto_front(points)
         fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+        labels: dict[tuple[float, float], list[str]] = {}
         for p in points:
+            labels.setdefault((p.cost, round(p.score, 1)), []).append(p.label)  # one label for coinciding points
             ax.errorbar(p.cost, p.score, yerr=p.spread or None, fmt="*" if p.is_teacher else "o",
                         color="tab:red" if p in front else "tab:gray", markersize=9 if p.is_teacher else 6,
                         capsize=3)
-            ax.annotate(p.label, (p.cost, p.score), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        for (cost, score), names in labels.items():
+            ax.annotate(", ".join(names), (cost, score), textcoords="offset points", xytext=(6, 4), fontsize=8)
         ax.plot([p.cost for p in front], [p.score for p in front], "--", color="tab:red", lw=1,
                 label="Pareto front")
         ax.set_xscale("log")
