@@ -62,6 +62,17 @@ MODELS = Registry("model")
 DATASETS = Registry("dataset")
 PROTOCOLS = Registry("protocol")
 
+
+def register_widths(prefix: str, build: Callable[[int, int], Any], widths: tuple[int, ...], doc: str) -> None:
+    """Register ``<prefix><w>`` in ``MODELS`` for each width: ``build(width, num_classes)``."""
+    for width in widths:
+        def factory(num_classes: int, width: int = width) -> Any:
+            return build(width, num_classes)
+
+        factory.__doc__ = doc.format(width=width)
+        MODELS.register(f"{prefix}{width}")(factory)
+
+
 _loaded = False
 
 

@@ -72,18 +72,40 @@ class Task:
     name: str = ""
     #: metric names the task's :meth:`evaluate` returns.
     metrics: tuple[str, ...] = ()
+    #: augmentation name -> number of distinct variants (finite, so teacher outputs can be cached).
+    augmentations: dict[str, int] = {"none": 1}
 
     def feature_points(self, model_name: str) -> dict[str, str]:
         """Feature-point name -> module path in the model ``model_name``."""
         return {}
 
     def load_splits(self, dataset: dict[str, Any], root: str | None = None) -> dict[str, Split]:
-        """Return ``{"train", "val", "test"}`` for the protocol's dataset spec."""
-        raise NotImplementedError
+        """``{"train", "val", "test"}`` from the registered dataset named in the protocol's spec.
+
+        ``root`` (the user's ``--data-root``) is passed to datasets read from disk.
+        """
+        from bench.errors import ConfigError
+        from bench.registry import DATASETS
+
+        params = dict(dataset)
+        name = params.pop("name", None)
+        if name is None:
+            raise ConfigError("dataset: missing key 'name'")
+        loader = DATASETS.get(name)
+        if root is not None:
+            params["root"] = root
+        try:
+            return loader(**params)
+        except TypeError as exc:
+            raise ConfigError(f"dataset {name!r}: {exc}") from None
 
     def num_augment_variants(self, augmentation: str) -> int:
         """How many distinct augmentations one sample can get (finite sets only)."""
-        raise NotImplementedError
+        from bench.errors import ConfigError
+
+        if augmentation not in self.augmentations:
+            raise ConfigError(f"unknown augmentation {augmentation!r}; valid: {', '.join(self.augmentations)}")
+        return self.augmentations[augmentation]
 
     def augment(self, inputs: torch.Tensor, variants: torch.Tensor, augmentation: str) -> torch.Tensor:
         """Apply the augmentation ``variants`` (one per sample) to raw inputs."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from bench.registry import MODELS
+from bench.registry import register_widths
 
 
 class BasicBlock(nn.Module):
@@ -57,13 +57,4 @@ class TinyResNet(nn.Module):
 TINYRESNET_FEATURE_POINTS = {"backbone.out": "stages", "embedding": "pool"}
 
 
-def _register_width(width: int) -> None:
-    def build(num_classes: int) -> TinyResNet:
-        return TinyResNet(width, num_classes)
-
-    build.__doc__ = f"TinyResNet of base width {width}."
-    MODELS.register(f"tinyresnet_{width}")(build)
-
-
-for _width in (8, 12, 16, 24, 32, 48):
-    _register_width(_width)
+register_widths("tinyresnet_", TinyResNet, (8, 12, 16, 24, 32, 48), "TinyResNet of base width {width}.")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +21,6 @@ from bench.task import Split, Task
 from tasks.classification import real, shapes
 from tasks.classification.models import TINYRESNET_FEATURE_POINTS
 
-AUGMENTATIONS = {"none": 1, "hflip": 2}
 #: per-channel normalisation of [0, 1] pixels, the same for every dataset.
 MEAN, STD = 0.5, 0.25
 
@@ -33,29 +31,12 @@ class ClassificationTask(Task):
 
     name = "classification"
     metrics = ("top1", "top5")
+    augmentations = {"none": 1, "hflip": 2}
 
     def feature_points(self, model_name: str) -> dict[str, str]:
         if model_name.startswith("tinyresnet_"):
             return TINYRESNET_FEATURE_POINTS
         return {}
-
-    def load_splits(self, dataset: dict[str, Any], root: str | None = None) -> dict[str, Split]:
-        params = dict(dataset)
-        name = params.pop("name", None)
-        if name is None:
-            raise ConfigError("dataset: missing key 'name'")
-        loader = DATASETS.get(name)
-        if root is not None:
-            params["root"] = root
-        try:
-            return loader(**params)
-        except TypeError as exc:
-            raise ConfigError(f"dataset {name!r}: {exc}") from None
-
-    def num_augment_variants(self, augmentation: str) -> int:
-        if augmentation not in AUGMENTATIONS:
-            raise ConfigError(f"unknown augmentation {augmentation!r}; valid: {', '.join(AUGMENTATIONS)}")
-        return AUGMENTATIONS[augmentation]
 
     def augment(self, inputs: torch.Tensor, variants: torch.Tensor, augmentation: str) -> torch.Tensor:
         if augmentation == "none":

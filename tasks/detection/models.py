@@ -26,7 +26,7 @@ from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork
 
-from bench.registry import MODELS
+from bench.registry import register_widths
 
 ANCHOR_SIZES = ((8,), (16,), (32,))
 ASPECT_RATIOS = ((0.5, 1.0, 2.0),) * 3
@@ -87,13 +87,5 @@ def build_retinanet(width: int, num_classes: int, image_size: int = IMAGE_SIZE) 
     )
 
 
-def _register_width(width: int) -> None:
-    def build(num_classes: int) -> RetinaNet:
-        return build_retinanet(width, num_classes)
-
-    build.__doc__ = f"RetinaNet with a PyramidBackbone of base width {width}."
-    MODELS.register(f"retinanet_fpn_{width}")(build)
-
-
-for _width in (4, 6, 8, 12, 16, 24):
-    _register_width(_width)
+register_widths("retinanet_fpn_", build_retinanet, (4, 6, 8, 12, 16, 24),
+                "RetinaNet with a PyramidBackbone of base width {width}.")

@@ -25,7 +25,6 @@ from tasks.detection import coco, scenes
 from tasks.detection.metric import coco_map
 from tasks.detection.models import FEATURE_POINTS, LEVEL_STRIDES, anchor_generator
 
-AUGMENTATIONS = {"none": 1, "hflip": 2}
 
 
 @TASKS.register("detection")
@@ -34,28 +33,12 @@ class DetectionTask(Task):
 
     name = "detection"
     metrics = ("map", "map50", "map75", "map_small", "map_medium", "map_large")
+    augmentations = {"none": 1, "hflip": 2}
 
     def feature_points(self, model_name: str) -> dict[str, str]:
         if model_name.startswith("retinanet_fpn_"):
             return {**FEATURE_POINTS, "head.out": "head"}
         return {}
-
-    def load_splits(self, dataset: dict[str, Any], root: str | None = None) -> dict[str, Split]:
-        params = dict(dataset)
-        name = params.pop("name", None)
-        if name is None:
-            raise ConfigError("dataset: missing key 'name'")
-        if root is not None:
-            params["root"] = root
-        try:
-            return DATASETS.get(name)(**params)
-        except TypeError as exc:
-            raise ConfigError(f"dataset {name!r}: {exc}") from None
-
-    def num_augment_variants(self, augmentation: str) -> int:
-        if augmentation not in AUGMENTATIONS:
-            raise ConfigError(f"unknown augmentation {augmentation!r}; valid: {', '.join(AUGMENTATIONS)}")
-        return AUGMENTATIONS[augmentation]
 
     def prepare(self, inputs: torch.Tensor) -> torch.Tensor:
         """uint8 image -> float in [0, 1]; the detector's transform normalises."""

@@ -1,4 +1,5 @@
-"""pytest-benchmark timings (``tox -e bench``): a training step per method and a teacher forward.
+"""pytest-benchmark timings (``tox -e bench``): a training step per method, each method's loss on
+fixed tensors, and a teacher forward, on every mini protocol the method applies to.
 
 Not part of the default test run; a slowdown of the engine or a method shows as a number here.
 """
@@ -8,37 +9,48 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.distill import Distiller
-from bench.engine import make_optimizer, seed_everything, set_threads
-from bench.protocol import get_protocol
+from bench.distill import Distiller, with_logits
+from bench.engine import make_optimizer, seed_everything
+from bench.method import LossInputs
+from bench.protocol import protocols_of_tier
 from bench.registry import METHODS
 from bench.runner import RunOptions, Workspace
+from bench.suite import applicable_methods
+
+PROTOCOLS = {p.name: p for p in protocols_of_tier("mini")}
+CASES = [(name, m) for name, p in PROTOCOLS.items() for m in applicable_methods(p)]
+_prepared: dict[str, tuple[Workspace, object]] = {}
 
 
-@pytest.fixture(scope="module")
-def workspace():
-    protocol = get_protocol("classification-mini")
-    set_threads(protocol.threads)
-    return Workspace(protocol, RunOptions())
+def prepared(protocol_name: str):
+    """The protocol's workspace (teacher trained or loaded) and a fixed first batch."""
+    if protocol_name not in _prepared:
+        protocol = PROTOCOLS[protocol_name]
+        torch.set_num_threads(protocol.threads)
+        workspace = Workspace(protocol, RunOptions())
+        generator = torch.Generator().manual_seed(0)
+        batch = next(workspace.task.train_batches(workspace.splits["train"], protocol.schedule.batch_size,
+                                                  protocol.augmentation, generator))
+        _prepared[protocol_name] = (workspace, batch)
+    return _prepared[protocol_name]
 
 
-@pytest.fixture(scope="module")
-def batch(workspace):
-    generator = torch.Generator().manual_seed(0)
-    return next(workspace.task.train_batches(workspace.splits["train"], workspace.protocol.schedule.batch_size,
-                                             workspace.protocol.augmentation, generator))
-
-
-@pytest.mark.parametrize("method", METHODS.names())
-def test_training_step(benchmark, workspace, batch, method):
+def make_distiller(workspace: Workspace, batch, method_name: str) -> Distiller:
     protocol = workspace.protocol
-    m = METHODS.get(method)()
-    teacher = workspace.teacher().model if m.needs_teacher else None
+    method = METHODS.get(method_name)()
+    teacher = workspace.teacher().model if method.needs_teacher else None
     seed_everything(0)
-    student = workspace.task.build_model(protocol.student, 20)
-    distiller = Distiller(workspace.task, student, protocol.student, m, teacher, protocol.teacher.model)
+    student = workspace.task.build_model(protocol.student, len(workspace.splits["train"].classes))
+    distiller = Distiller(workspace.task, student, protocol.student, method, teacher, protocol.teacher.model)
     distiller.build_extras(batch)
-    optimizer, _ = make_optimizer(distiller.trainable_parameters(), protocol.schedule, 1000)
+    return distiller
+
+
+@pytest.mark.parametrize("protocol_name,method", CASES)
+def test_training_step(benchmark, protocol_name, method):
+    workspace, batch = prepared(protocol_name)
+    distiller = make_distiller(workspace, batch, method)
+    optimizer, _ = make_optimizer(distiller.trainable_parameters(), workspace.protocol.schedule, 1000)
 
     def step():
         loss = sum(distiller(batch).values())
@@ -49,31 +61,28 @@ def test_training_step(benchmark, workspace, batch, method):
     benchmark(step)
 
 
-def test_teacher_forward(benchmark, workspace, batch):
-    teacher = workspace.teacher().model
+@pytest.mark.parametrize("protocol_name,method", CASES)
+def test_method_loss_on_fixed_tensors(benchmark, protocol_name, method):
+    """The method's loss alone, on features recorded once from a fixed batch."""
+    workspace, batch = prepared(protocol_name)
+    distiller = make_distiller(workspace, batch, method)
+    distiller.student.train()
+    (output, task_losses), student_features = distiller.student_recorder.record(
+        lambda: workspace.task.forward_train(distiller.student, batch))
+    student_features = with_logits(student_features, output)
+    teacher_features = distiller.teacher_features(batch)
+    inputs = LossInputs(student_features, teacher_features, batch.targets, task_losses, workspace.task,
+                        batch.inputs)
+    benchmark(lambda: distiller.method.losses(inputs, distiller.extras))
+
+
+@pytest.mark.parametrize("protocol_name", list(PROTOCOLS))
+def test_teacher_forward(benchmark, protocol_name):
+    workspace, batch = prepared(protocol_name)
+    teacher = workspace.teacher().model.eval()
 
     def forward():
         with torch.no_grad():
-            teacher(batch.inputs)
+            workspace.task.forward_features(teacher, batch)
 
     benchmark(forward)
-
-
-@pytest.mark.parametrize("method", METHODS.names())
-def test_method_loss_on_fixed_tensors(benchmark, workspace, batch, method):
-    """The method's loss alone, on features recorded once from a fixed batch."""
-    from bench.method import LossInputs
-
-    protocol = workspace.protocol
-    m = METHODS.get(method)()
-    teacher = workspace.teacher().model if m.needs_teacher else None
-    seed_everything(0)
-    student = workspace.task.build_model(protocol.student, 20)
-    distiller = Distiller(workspace.task, student, protocol.student, m, teacher, protocol.teacher.model)
-    distiller.build_extras(batch)
-    recorded = distiller.inference_features(distiller.student_recorder, student, batch)
-    student_features = {k: v.detach().requires_grad_() for k, v in recorded.items()}
-    teacher_features = distiller.teacher_features(batch)
-    task_losses = workspace.task.task_losses(student_features["logits"], batch.targets)
-    inputs = LossInputs(student_features, teacher_features, batch.targets, task_losses)
-    benchmark(lambda: m.losses(inputs, distiller.extras))
