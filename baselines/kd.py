@@ -31,7 +31,7 @@ class KD(Method):
 
     defaults = {"T": 4.0, "alpha": 0.9}
     teacher_features = ("logits",)
-    tasks = ("classification",)
+    tasks = ("classification", "segmentation")
 
     def losses(self, inputs: LossInputs, extras) -> dict[str, torch.Tensor]:
         alpha, temperature = self.hparams["alpha"], self.hparams["T"]

@@ -113,7 +113,8 @@ class Distiller(nn.Module):
         return params
 
     def extra_parameter_count(self) -> int:
-        return 0 if self.extras is None else sum(p.numel() for p in self.extras.parameters())
+        extras = [] if self.extras is None else list(self.extras.parameters())
+        return sum(p.numel() for p in extras + self.method.auxiliary_parameters())
 
     def teacher_features(self, batch: Batch) -> dict[str, torch.Tensor]:
         if self.teacher_recorder is None:

@@ -2,7 +2,8 @@
 
 One loop serves every method: it asks the :class:`~bench.distill.Distiller` for
 named loss terms, sums them, and steps SGD with a cosine schedule. Methods that
-change the procedure use the protocol or :class:`TrainHooks`, not a forked loop.
+change the procedure use the protocol or the method's engine hook
+(:meth:`~bench.method.Method.after_step`, e.g. an adversary's own update), not a forked loop.
 """
 
 from __future__ import annotations
@@ -54,13 +55,6 @@ class TrainStats:
     final_losses: dict[str, float] = field(default_factory=dict)
 
 
-class TrainHooks:
-    """Extension points for methods that change the procedure (no-ops by default)."""
-
-    def after_step(self, step: int, distiller: Distiller) -> None:  # pragma: no cover - default
-        pass
-
-
 def train(
     distiller: Distiller,
     split: Split,
@@ -69,7 +63,6 @@ def train(
     generator: torch.Generator,
     progress: bool = False,
     desc: str = "train",
-    hooks: TrainHooks | None = None,
     device: torch.device | None = None,
 ) -> TrainStats:
     """Train ``distiller.student`` (and the method's extras) for ``schedule.epochs``.
@@ -104,8 +97,7 @@ def train(
             loss.backward()
             optimizer.step()
             lr_scheduler.step()
-            if hooks is not None:
-                hooks.after_step(step, distiller)
+            distiller.method.after_step(step)
             bar.update(1)
     bar.close()
     stats.steps = step

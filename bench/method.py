@@ -66,3 +66,11 @@ class Method:
     def losses(self, inputs: LossInputs, extras: nn.Module | None) -> dict[str, torch.Tensor]:
         """Named loss terms for one batch; the engine sums them."""
         raise NotImplementedError
+
+    def auxiliary_parameters(self) -> list[nn.Parameter]:
+        """Parameters the method trains with its own optimizer in :meth:`after_step` (e.g. a
+        discriminator): counted as extra parameters, never stepped by the student's optimizer."""
+        return []
+
+    def after_step(self, step: int) -> None:
+        """Engine hook, called after each student optimizer step (a method's own update goes here)."""
