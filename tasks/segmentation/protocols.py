@@ -1,7 +1,8 @@
 """Segmentation protocols on the generated ``seg_scenes`` dataset (64x64 images, 9 classes).
 
-Only ``segmentation-smoke`` (seconds, tests and CI) is registered; a ``mini``
-protocol is not calibrated yet (teacher vs baseline, >= 5 mIoU).
+``segmentation-smoke`` takes seconds (tests and CI); ``segmentation-mini`` is
+the embedded default, calibrated once with the teacher and the baseline (see
+the README) and then frozen: any change to it must bump ``version``.
 """
 
 from __future__ import annotations
@@ -22,4 +23,19 @@ def segmentation_smoke() -> Protocol:
         augmentation="hflip", metrics=("miou", "pixel_acc"), primary_metric="miou", seeds=(0, 1),
         description="seg_scenes, 128 training images, 2 epochs: exercises every layer in seconds; "
                     "too short to rank methods.",
+    )
+
+
+@PROTOCOLS.register("segmentation-mini")
+def segmentation_mini() -> Protocol:
+    """The embedded default: minutes on a laptop CPU."""
+    return Protocol(
+        name="segmentation-mini", task="segmentation", tier="mini", version=1,
+        dataset={"name": "seg_scenes", "train_images": 600, "val_images": 50, "test_images": 200, "seed": 0},
+        student="pspnet_6",
+        teacher=TeacherRecipe(model="pspnet_16", schedule=Schedule(epochs=30, batch_size=16, lr=0.02)),
+        schedule=Schedule(epochs=20, batch_size=16, lr=0.02),
+        augmentation="hflip", metrics=("miou", "pixel_acc"), primary_metric="miou", seeds=(0, 1, 2),
+        description="seg_scenes, 600 training images of 64x64, 9 classes; teacher pspnet_16 (30 epochs), "
+                    "student pspnet_6 (20 epochs).",
     )

@@ -22,7 +22,7 @@ from bench.registry import DATASETS, MODELS, TASKS
 from bench.task import Split, Task
 from tasks.segmentation import io, scenes
 from tasks.segmentation.metric import ConfusionMatrix
-from tasks.segmentation.models import FEATURE_POINTS
+from tasks.segmentation.models import DEEPLAB_FEATURE_POINTS, FEATURE_POINTS
 
 IGNORE_INDEX = 255
 
@@ -35,7 +35,9 @@ class SegmentationTask(Task):
     augmentations = {"none": 1, "hflip": 2}
 
     def feature_points(self, model_name: str) -> dict[str, str]:
-        return FEATURE_POINTS if model_name.startswith("pspnet_") else {}
+        if model_name.startswith("pspnet_"):
+            return FEATURE_POINTS
+        return DEEPLAB_FEATURE_POINTS if model_name.startswith("deeplabv3_") else {}
 
     def augment(self, inputs: torch.Tensor, variants: torch.Tensor, augmentation: str) -> torch.Tensor:
         if augmentation == "none":

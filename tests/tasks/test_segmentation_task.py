@@ -23,8 +23,9 @@ def test_hflip_flips_images_and_label_maps_together():
     assert torch.equal(batch.targets[1], batch.targets[0].flip(-1)) and batch.targets.dtype == torch.long
 
 
-def test_student_is_at_least_4x_cheaper():
-    protocol = get_protocol("segmentation-smoke")
+@pytest.mark.parametrize("protocol_name", ["segmentation-smoke", "segmentation-mini"])
+def test_student_is_at_least_4x_cheaper(protocol_name):
+    protocol = get_protocol(protocol_name)
     task = TASKS.get("segmentation")()
     assert macs(task.build_model(protocol.teacher.model, 9)) >= 4 * macs(task.build_model(protocol.student, 9))
 
@@ -67,3 +68,15 @@ def test_evaluate_reports_dataset_level_miou_and_per_class_iou():
 def test_real_datasets_need_a_root():
     with pytest.raises(ConfigError, match="--data-root"):
         DATASETS.get("cityscapes")()
+
+
+def test_deeplabv3_feature_points_resolve():
+    task = TASKS.get("segmentation")()
+    model = task.build_model("deeplabv3_6", 9).eval()
+    shapes = {}
+    for point in ("psp.out", "logits.low", "backbone.out"):
+        module = model.get_submodule(task.module_path("deeplabv3_6", point))
+        module.register_forward_hook(lambda m, i, o, p=point: shapes.__setitem__(p, tuple(o.shape)))
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 9, 64, 64)
+    assert shapes == {"psp.out": (1, 24, 8, 8), "logits.low": (1, 9, 8, 8), "backbone.out": (1, 48, 8, 8)}
