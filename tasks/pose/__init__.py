@@ -1,0 +1,1 @@
+"""Pose estimation: generated articulated figures and COCO person-keypoints data (top-down crops)."""
