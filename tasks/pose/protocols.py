@@ -1,7 +1,8 @@
 """Pose protocols on the generated ``figures`` crops (64x48, 14 keypoints).
 
-Only ``pose-smoke`` (seconds, tests and CI) is registered; a ``mini`` protocol
-is not calibrated yet (teacher vs baseline, >= 5 AP).
+``pose-smoke`` takes seconds (tests and CI); ``pose-mini`` is the embedded
+default, calibrated once with the teacher and the baseline (see the README) and
+then frozen: any change to it must bump ``version``.
 """
 
 from __future__ import annotations
@@ -22,4 +23,19 @@ def pose_smoke() -> Protocol:
         augmentation="hflip", metrics=("ap", "ap50", "ap75", "pck"), primary_metric="ap", seeds=(0, 1),
         description="figures, 128 training crops, 2 epochs: exercises every layer in seconds; "
                     "too short to rank methods.",
+    )
+
+
+@PROTOCOLS.register("pose-mini")
+def pose_mini() -> Protocol:
+    """The embedded default: minutes on a laptop CPU."""
+    return Protocol(
+        name="pose-mini", task="pose", tier="mini", version=1,
+        dataset={"name": "figures", "train_images": 1000, "val_images": 50, "test_images": 200, "seed": 0},
+        student="pose_mobilenetv3_small_050",
+        teacher=TeacherRecipe(model="pose_mobilenetv3_large_100", schedule=Schedule(epochs=30, batch_size=16, lr=0.05)),
+        schedule=Schedule(epochs=20, batch_size=16, lr=0.05),
+        augmentation="hflip", metrics=("ap", "ap50", "ap75", "pck"), primary_metric="ap", seeds=(0, 1, 2),
+        description="figures, 1000 training crops of 64x48 with 14 keypoints; teacher SimpleBaseline on "
+                    "mobilenetv3_large_100 (30 epochs), student on mobilenetv3_small_050 (20 epochs).",
     )

@@ -37,7 +37,7 @@ def test_batches_carry_heatmaps_at_stride_4():
     assert batch.targets["weights"].shape == (2, 14)
 
 
-@pytest.mark.parametrize("protocol_name", ["pose-smoke"])
+@pytest.mark.parametrize("protocol_name", ["pose-smoke", "pose-mini"])
 def test_student_is_at_least_4x_cheaper(protocol_name):
     protocol = get_protocol(protocol_name)
     task = TASKS.get("pose")()
