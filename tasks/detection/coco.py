@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import DataError
+from tasks.coco_format import image_entries, is_int, read_coco_json
 from bench.paths import atomic_write_bytes, atomic_write_text
 
 #: pixels a box may extend beyond its image before it is an error.
@@ -111,31 +112,11 @@ def write_scenes_as_coco(images: np.ndarray | list[np.ndarray], annotations: lis
 # ----------------------------------------------------------------------------- reading
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"cannot read COCO annotation file {path}: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise DataError(f"COCO annotation file {path} holds a JSON {type(data).__name__}, not an object")
-    for key in ("images", "categories"):
-        if not isinstance(data.get(key), list):
-            raise DataError(f"COCO annotation file {path} has no list {key!r}")
-    if not isinstance(data.get("annotations", []), list):
-        raise DataError(f"COCO annotation file {path}: 'annotations' is not a list")
-    return data
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _categories(data: dict, path: Path) -> tuple[tuple[str, ...], dict[int, int]]:
     """Class names in order of category id, and category id -> contiguous id 1..C."""
     names: dict[int, str] = {}
     for i, cat in enumerate(data["categories"]):
-        if not isinstance(cat, dict) or not _is_int(cat.get("id")) or not isinstance(cat.get("name"), str):
+        if not isinstance(cat, dict) or not is_int(cat.get("id")) or not isinstance(cat.get("name"), str):
             raise DataError(f"COCO annotation file {path}: category entry #{i} needs an integer 'id' and a 'name'")
         if cat["id"] in names:
             raise DataError(f"COCO annotation file {path}: category id {cat['id']} appears twice")
@@ -146,34 +127,19 @@ def _categories(data: dict, path: Path) -> tuple[tuple[str, ...], dict[int, int]
     return tuple(names[c] for c in ids), {c: i + 1 for i, c in enumerate(ids)}
 
 
-def _images(data: dict, path: Path) -> dict[int, dict]:
-    """Image id -> image entry, each checked for id, file_name, width and height."""
-    images: dict[int, dict] = {}
-    for i, entry in enumerate(data["images"]):
-        ok = isinstance(entry, dict) and _is_int(entry.get("id")) and isinstance(entry.get("file_name"), str)
-        ok = ok and all(_is_int(entry.get(k)) and entry[k] > 0 for k in ("width", "height"))
-        if not ok:
-            raise DataError(f"COCO annotation file {path}: image entry #{i} needs an integer 'id', a 'file_name' "
-                            "and positive integer 'width' and 'height'")
-        if entry["id"] in images:
-            raise DataError(f"COCO annotation file {path}: image id {entry['id']} appears twice")
-        images[entry["id"]] = entry
-    return images
-
-
 def _check_annotation(ann: Any, index: int, path: Path, images: dict[int, dict], cat_map: dict[int, int],
                       seen: set) -> list[float]:
     """Validate one annotation; return its box as xyxy clipped to the image."""
-    if not isinstance(ann, dict) or not _is_int(ann.get("id")):
+    if not isinstance(ann, dict) or not is_int(ann.get("id")):
         raise DataError(f"COCO annotation file {path}: annotation #{index} has no integer 'id'")
     where = f"COCO annotation file {path}: annotation id {ann['id']}"
     if ann["id"] in seen:
         raise DataError(f"{where} appears twice")
     seen.add(ann["id"])
-    image = images.get(ann.get("image_id")) if _is_int(ann.get("image_id")) else None
+    image = images.get(ann.get("image_id")) if is_int(ann.get("image_id")) else None
     if image is None:
         raise DataError(f"{where} refers to image_id {ann.get('image_id')!r}, which has no entry in 'images'")
-    if not _is_int(ann.get("category_id")) or ann["category_id"] not in cat_map:
+    if not is_int(ann.get("category_id")) or ann["category_id"] not in cat_map:
         raise DataError(f"{where} has category_id {ann.get('category_id')!r}, which is not in 'categories' "
                         f"(ids {sorted(cat_map)})")
     bbox = ann.get("bbox")
@@ -226,9 +192,9 @@ def load_coco(annotation_file: str | Path, image_dir: str | Path
         raise DataError(f"COCO annotation file {annotation_file} does not exist; {LAYOUT}")
     if not image_dir.is_dir():
         raise DataError(f"COCO image folder {image_dir} does not exist; {LAYOUT}")
-    data = _read_json(annotation_file)
+    data = read_coco_json(annotation_file, "COCO annotation file", annotations_required=False)
     classes, cat_map = _categories(data, annotation_file)
-    entries = _images(data, annotation_file)
+    entries = image_entries(data, annotation_file, "COCO annotation file")
 
     boxes: dict[int, list[list[float]]] = {image_id: [] for image_id in entries}
     labels: dict[int, list[int]] = {image_id: [] for image_id in entries}

@@ -21,15 +21,13 @@ Conventions:
 
 from __future__ import annotations
 
-import contextlib
-import io
-import math
 from typing import Any
 
 import numpy as np
 import torch
 from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
+
+from tasks.coco_format import coco_from_dict, evaluate
 
 METRIC_NAMES = ("map", "map50", "map75", "map_small", "map_medium", "map_large")
 
@@ -52,17 +50,7 @@ def _ground_truth_coco(ground_truth: dict) -> COCO:
         ann.setdefault("area", float(w) * float(h))
         ann.setdefault("iscrowd", 0)
         annotations.append(ann)
-    dataset = {
-        "info": dict(ground_truth.get("info", {})),
-        "images": [dict(img) for img in ground_truth["images"]],
-        "annotations": annotations,
-        "categories": [dict(cat) for cat in ground_truth["categories"]],
-    }
-    coco = COCO()
-    coco.dataset = dataset
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-    return coco
+    return coco_from_dict(ground_truth, annotations)
 
 
 def _results(detections: list[dict], image_ids: set[int]) -> list[dict]:
@@ -83,15 +71,6 @@ def _results(detections: list[dict], image_ids: set[int]) -> list[dict]:
     return results
 
 
-def _empty_results(gt: COCO) -> COCO:
-    res = COCO()
-    res.dataset = {"images": list(gt.dataset["images"]), "annotations": [],
-                   "categories": list(gt.dataset["categories"])}
-    with contextlib.redirect_stdout(io.StringIO()):
-        res.createIndex()
-    return res
-
-
 def coco_map(ground_truth: dict, detections: list[dict]) -> dict[str, float]:
     """COCO box AP in percent: ``map`` (AP@[.5:.95]), ``map50``, ``map75``, ``map_small/medium/large``.
 
@@ -100,12 +79,4 @@ def coco_map(ground_truth: dict, detections: list[dict]) -> dict[str, float]:
     """
     gt = _ground_truth_coco(ground_truth)
     results = _results(detections, set(gt.getImgIds()))
-    with contextlib.redirect_stdout(io.StringIO()):
-        dt = gt.loadRes(results) if results else _empty_results(gt)
-        evaluator = COCOeval(gt, dt, iouType="bbox")
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    stats = evaluator.stats[: len(METRIC_NAMES)]
-    return {name: (math.nan if value < 0 else 100.0 * float(value))
-            for name, value in zip(METRIC_NAMES, stats, strict=True)}
+    return evaluate(gt, results, "bbox", METRIC_NAMES)

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import DataError
+from tasks.coco_format import image_entries, is_int, read_coco_json
 from bench.paths import atomic_write_bytes, atomic_write_text
 from tasks.pose.figures import KEYPOINTS, SKELETON
 
@@ -119,33 +120,15 @@ def write_crops_as_coco(images: np.ndarray, keypoints: np.ndarray, out_dir: str 
 # ----------------------------------------------------------------------------- reading
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _is_num(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"cannot read COCO keypoints file {path}: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise DataError(f"COCO keypoints file {path} holds a JSON {type(data).__name__}, not an object")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise DataError(f"COCO keypoints file {path} has no list {key!r}")
-    return data
 
 
 def _keypoint_categories(data: dict, path: Path) -> dict[int, int]:
     """Category id -> number of keypoints K, for the categories that list ``keypoints``."""
     counts: dict[int, int] = {}
     for i, cat in enumerate(data["categories"]):
-        if not isinstance(cat, dict) or not _is_int(cat.get("id")):
+        if not isinstance(cat, dict) or not is_int(cat.get("id")):
             raise DataError(f"COCO keypoints file {path}: category entry #{i} has no integer 'id'")
         names = cat.get("keypoints")
         if isinstance(names, list) and names:
@@ -157,30 +140,16 @@ def _keypoint_categories(data: dict, path: Path) -> dict[int, int]:
     return counts
 
 
-def _images(data: dict, path: Path) -> dict[int, dict]:
-    images: dict[int, dict] = {}
-    for i, entry in enumerate(data["images"]):
-        ok = isinstance(entry, dict) and _is_int(entry.get("id")) and isinstance(entry.get("file_name"), str)
-        ok = ok and all(_is_int(entry.get(k)) and entry[k] > 0 for k in ("width", "height"))
-        if not ok:
-            raise DataError(f"COCO keypoints file {path}: image entry #{i} needs an integer 'id', a 'file_name' "
-                            "and positive integer 'width' and 'height'")
-        if entry["id"] in images:
-            raise DataError(f"COCO keypoints file {path}: image id {entry['id']} appears twice")
-        images[entry["id"]] = entry
-    return images
-
-
 def _check_annotation(ann: Any, index: int, path: Path, images: dict[int, dict], counts: dict[int, int],
                       seen: set) -> np.ndarray:
     """Validate one annotation; return its keypoints (K,3) float64 in image coordinates."""
-    if not isinstance(ann, dict) or not _is_int(ann.get("id")):
+    if not isinstance(ann, dict) or not is_int(ann.get("id")):
         raise DataError(f"COCO keypoints file {path}: annotation #{index} has no integer 'id'")
     where = f"COCO keypoints file {path}: annotation id {ann['id']}"
     if ann["id"] in seen:
         raise DataError(f"{where} appears twice")
     seen.add(ann["id"])
-    image = images.get(ann.get("image_id")) if _is_int(ann.get("image_id")) else None
+    image = images.get(ann.get("image_id")) if is_int(ann.get("image_id")) else None
     if image is None:
         raise DataError(f"{where} refers to image_id {ann.get('image_id')!r}, which has no entry in 'images'")
     if ann.get("category_id") not in counts:
@@ -280,9 +249,9 @@ def load_coco_keypoints(annotation_file: str | Path, image_dir: str | Path, heig
         raise DataError(f"COCO image folder {image_dir} does not exist; {LAYOUT}")
     if not (padding > 0 and height > 0 and width > 0):
         raise DataError(f"load_coco_keypoints: need padding, height and width > 0, got {padding}, {height}, {width}")
-    data = _read_json(annotation_file)
+    data = read_coco_json(annotation_file, "COCO keypoints file")
     counts = _keypoint_categories(data, annotation_file)
-    entries = _images(data, annotation_file)
+    entries = image_entries(data, annotation_file, "COCO keypoints file")
     per_image: dict[int, list[tuple[dict, np.ndarray]]] = {image_id: [] for image_id in entries}
     seen: set = set()
     for index, ann in enumerate(data["annotations"]):

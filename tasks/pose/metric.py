@@ -26,8 +26,6 @@ of that instance in the same pixels as the keypoints.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -35,7 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
+
+from tasks.coco_format import coco_from_dict, evaluate
 
 METRIC_NAMES = ("ap", "ap50", "ap75")
 
@@ -60,17 +59,7 @@ def _ground_truth_coco(ground_truth: dict, num_keypoints: int) -> COCO:
         x, y, w, h = ann["bbox"]
         ann.setdefault("area", float(w) * float(h))
         annotations.append(ann)
-    dataset = {
-        "info": dict(ground_truth.get("info", {})),
-        "images": [dict(img) for img in ground_truth["images"]],
-        "annotations": annotations,
-        "categories": [dict(cat) for cat in ground_truth["categories"]],
-    }
-    coco = COCO()
-    coco.dataset = dataset
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-    return coco
+    return coco_from_dict(ground_truth, annotations)
 
 
 def _results(predictions: list[dict], image_ids: set[int], category_id: int, num_keypoints: int) -> list[dict]:
@@ -94,16 +83,7 @@ def oks_ap(ground_truth: dict, predictions: list[dict], sigmas: Sequence[float])
         return {name: 0.0 for name in METRIC_NAMES}
     gt = _ground_truth_coco(ground_truth, len(sigmas))
     results = _results(predictions, set(gt.getImgIds()), int(ground_truth["categories"][0]["id"]), len(sigmas))
-    with contextlib.redirect_stdout(io.StringIO()):
-        dt = gt.loadRes(results)
-        evaluator = COCOeval(gt, dt, iouType="keypoints")
-        evaluator.params.kpt_oks_sigmas = sigmas
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    stats = evaluator.stats[: len(METRIC_NAMES)]
-    return {name: (math.nan if value < 0 else 100.0 * float(value))
-            for name, value in zip(METRIC_NAMES, stats, strict=True)}
+    return evaluate(gt, results, "keypoints", METRIC_NAMES, sigmas=sigmas)
 
 
 def pck(pred: Any, gt: Any, box_sizes: Any, threshold: float = 0.1) -> float:
