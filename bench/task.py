@@ -108,8 +108,17 @@ class Task:
         return self.augmentations[augmentation]
 
     def augment(self, inputs: torch.Tensor, variants: torch.Tensor, augmentation: str) -> torch.Tensor:
-        """Apply the augmentation ``variants`` (one per sample) to raw inputs."""
-        raise NotImplementedError
+        """Apply the augmentation ``variants`` (one per sample) to raw inputs (or label maps).
+
+        ``"none"`` leaves them; ``"hflip"`` mirrors the last dimension of the samples whose
+        variant is 1. Tasks with geometric targets (boxes, keypoints) flip those in ``collate``.
+        """
+        if augmentation == "none":
+            return inputs
+        if augmentation != "hflip":
+            raise NotImplementedError(f"task {self.name!r} has no augmentation {augmentation!r}")
+        flip = variants.bool().view(-1, *([1] * (inputs.dim() - 1)))
+        return torch.where(flip, inputs.flip(-1), inputs)
 
     def prepare(self, inputs: torch.Tensor) -> torch.Tensor:
         """Turn stored inputs (e.g. uint8 images) into the model's float input."""

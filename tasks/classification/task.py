@@ -38,12 +38,6 @@ class ClassificationTask(Task):
             return TINYRESNET_FEATURE_POINTS
         return {}
 
-    def augment(self, inputs: torch.Tensor, variants: torch.Tensor, augmentation: str) -> torch.Tensor:
-        if augmentation == "none":
-            return inputs
-        flip = variants.bool()[:, None, None, None]
-        return torch.where(flip, inputs.flip(-1), inputs)
-
     def prepare(self, inputs: torch.Tensor) -> torch.Tensor:
         return (inputs.float() / 255.0 - MEAN) / STD
 

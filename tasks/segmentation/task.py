@@ -39,12 +39,6 @@ class SegmentationTask(Task):
             return FEATURE_POINTS
         return DEEPLAB_FEATURE_POINTS if model_name.startswith("deeplabv3_") else {}
 
-    def augment(self, inputs: torch.Tensor, variants: torch.Tensor, augmentation: str) -> torch.Tensor:
-        if augmentation == "none":
-            return inputs
-        flip = variants.bool().view(-1, *([1] * (inputs.dim() - 1)))
-        return torch.where(flip, inputs.flip(-1), inputs)
-
     def prepare(self, inputs: torch.Tensor) -> torch.Tensor:
         return (inputs.float() / 255.0 - 0.5) / 0.25
 
