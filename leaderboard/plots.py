@@ -58,6 +58,7 @@ def write_plots(table: Table, out_dir: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "kdbench"  # stable SVG element ids: re-rendering changes no bytes
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 

@@ -44,6 +44,22 @@ def read_coco_json(path: Path, label: str, annotations_required: bool = True) ->
     return data
 
 
+def annotation_header(ann: Any, index: int, path: Path, images: dict[int, dict], seen: set,
+                      label: str) -> tuple[str, dict]:
+    """Check an annotation's id (an integer, not seen before) and its image; return the
+    ``where`` prefix for further error messages (file and annotation id) and the image entry."""
+    if not isinstance(ann, dict) or not is_int(ann.get("id")):
+        raise DataError(f"{label} {path}: annotation #{index} has no integer 'id'")
+    where = f"{label} {path}: annotation id {ann['id']}"
+    if ann["id"] in seen:
+        raise DataError(f"{where} appears twice")
+    seen.add(ann["id"])
+    image = images.get(ann.get("image_id")) if is_int(ann.get("image_id")) else None
+    if image is None:
+        raise DataError(f"{where} refers to image_id {ann.get('image_id')!r}, which has no entry in 'images'")
+    return where, image
+
+
 def image_entries(data: dict, path: Path, label: str) -> dict[int, dict]:
     """Image id -> image entry, each checked for id, file_name, width and height."""
     images: dict[int, dict] = {}

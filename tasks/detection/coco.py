@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import DataError
-from tasks.coco_format import image_entries, is_int, read_coco_json
+from tasks.coco_format import annotation_header, image_entries, is_int, read_coco_json
 from bench.paths import atomic_write_bytes, atomic_write_text
 
 #: pixels a box may extend beyond its image before it is an error.
@@ -130,15 +130,7 @@ def _categories(data: dict, path: Path) -> tuple[tuple[str, ...], dict[int, int]
 def _check_annotation(ann: Any, index: int, path: Path, images: dict[int, dict], cat_map: dict[int, int],
                       seen: set) -> list[float]:
     """Validate one annotation; return its box as xyxy clipped to the image."""
-    if not isinstance(ann, dict) or not is_int(ann.get("id")):
-        raise DataError(f"COCO annotation file {path}: annotation #{index} has no integer 'id'")
-    where = f"COCO annotation file {path}: annotation id {ann['id']}"
-    if ann["id"] in seen:
-        raise DataError(f"{where} appears twice")
-    seen.add(ann["id"])
-    image = images.get(ann.get("image_id")) if is_int(ann.get("image_id")) else None
-    if image is None:
-        raise DataError(f"{where} refers to image_id {ann.get('image_id')!r}, which has no entry in 'images'")
+    where, image = annotation_header(ann, index, path, images, seen, "COCO annotation file")
     if not is_int(ann.get("category_id")) or ann["category_id"] not in cat_map:
         raise DataError(f"{where} has category_id {ann.get('category_id')!r}, which is not in 'categories' "
                         f"(ids {sorted(cat_map)})")

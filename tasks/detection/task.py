@@ -122,7 +122,7 @@ def load_scenes(train_images: int, val_images: int, test_images: int, seed: int 
                 size: int = 64) -> dict[str, Split]:
     """Generated detection scenes (:mod:`tasks.detection.scenes`), cached on first use."""
     spec = dict(train=train_images, val=val_images, test=test_images, seed=seed, size=size,
-                generator=getattr(scenes, "GENERATOR_VERSION", 1))
+                generator=scenes.GENERATOR_VERSION)
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / "data" / f"scenes-{key}.pt"
     if path.is_file():

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import DataError
-from tasks.coco_format import image_entries, is_int, read_coco_json
+from tasks.coco_format import annotation_header, image_entries, is_int, read_coco_json
 from bench.paths import atomic_write_bytes, atomic_write_text
 from tasks.pose.figures import KEYPOINTS, SKELETON
 
@@ -143,15 +143,7 @@ def _keypoint_categories(data: dict, path: Path) -> dict[int, int]:
 def _check_annotation(ann: Any, index: int, path: Path, images: dict[int, dict], counts: dict[int, int],
                       seen: set) -> np.ndarray:
     """Validate one annotation; return its keypoints (K,3) float64 in image coordinates."""
-    if not isinstance(ann, dict) or not is_int(ann.get("id")):
-        raise DataError(f"COCO keypoints file {path}: annotation #{index} has no integer 'id'")
-    where = f"COCO keypoints file {path}: annotation id {ann['id']}"
-    if ann["id"] in seen:
-        raise DataError(f"{where} appears twice")
-    seen.add(ann["id"])
-    image = images.get(ann.get("image_id")) if is_int(ann.get("image_id")) else None
-    if image is None:
-        raise DataError(f"{where} refers to image_id {ann.get('image_id')!r}, which has no entry in 'images'")
+    where, image = annotation_header(ann, index, path, images, seen, "COCO keypoints file")
     if ann.get("category_id") not in counts:
         raise DataError(f"{where} has category_id {ann.get('category_id')!r}, not a keypoint category "
                         f"(ids {sorted(counts)})")

@@ -26,6 +26,7 @@ from tasks.segmentation.models import DEEPLAB_FEATURE_POINTS, FEATURE_POINTS
 
 IGNORE_INDEX = 255
 
+
 @TASKS.register("segmentation")
 class SegmentationTask(Task):
     """Semantic segmentation with per-pixel cross-entropy, scored by dataset-level mIoU."""

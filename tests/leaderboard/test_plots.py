@@ -18,3 +18,10 @@ def test_plots_are_written(tmp_path):
     assert names == sorted(f"classification-mini@v1-top1-vs-{axis}.{ext}"
                            for axis in ("gmacs", "latency") for ext in ("png", "svg"))
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_rendering_twice_gives_the_same_bytes(tmp_path):
+    [table] = build_tables(sample_records())
+    first = {p.name: p.read_bytes() for p in write_plots(table, tmp_path / "a")}
+    second = {p.name: p.read_bytes() for p in write_plots(table, tmp_path / "b")}
+    assert first == second
