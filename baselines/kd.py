@@ -5,7 +5,10 @@
 The KL is summed over classes and averaged over the batch (``batchmean``), not an
 element-wise mean; T^2 keeps the soft-target gradients on the scale of the hard
 ones. Defaults T=4, a=0.9 as in the CIFAR-100 benchmarks (RepDistiller, mdistiller).
-Applies wherever the task's output is a class distribution per sample.
+Applies wherever the task's output is a class distribution per sample (per pixel
+for segmentation, where the mean runs over pixels too).
+
+The per-location KL (:func:`kl_map`) is shared with the multi-teacher methods.
 """
 
 from __future__ import annotations
@@ -17,12 +20,18 @@ from bench.method import LossInputs, Method
 from bench.registry import METHODS
 
 
+def kl_map(student_logits: torch.Tensor, target_log_probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T^2 * KL(q || softmax(z_s/T)) at every location (classes on dim 1, summed), not averaged.
+
+    ``target_log_probs`` is log q, the soft target already at temperature T.
+    """
+    log_p_s = F.log_softmax(student_logits / temperature, dim=1)
+    return temperature**2 * (target_log_probs.exp() * (target_log_probs - log_p_s)).sum(dim=1)
+
+
 def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """T^2 * KL(softmax(z_t/T) || softmax(z_s/T)), summed over the class dimension (dim 1), batch-averaged."""
-    log_p_s = F.log_softmax(student_logits / temperature, dim=1)
-    log_p_t = F.log_softmax(teacher_logits / temperature, dim=1)
-    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
-    return temperature**2 * kl.mean()
+    return kl_map(student_logits, F.log_softmax(teacher_logits / temperature, dim=1), temperature).mean()
 
 
 @METHODS.register("kd")

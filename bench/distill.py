@@ -9,11 +9,13 @@ instead of a live forward pass.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bench.method import LossInputs, Method
@@ -51,50 +53,59 @@ class FeatureRecorder:
         self._handles = []
 
 
-class Distiller(nn.Module):
-    """Computes the named loss terms of one batch for a student taught by a teacher."""
+@dataclass
+class TeacherInput:
+    """One teacher handed to the :class:`Distiller`: the model, its architecture name (for the
+    task's feature points) and optionally its precomputed outputs."""
 
-    def __init__(
-        self,
-        task: Task,
-        student: nn.Module,
-        student_name: str,
-        method: Method,
-        teacher: nn.Module | None = None,
-        teacher_name: str = "",
-        teacher_cache=None,
-    ):
+    model: nn.Module
+    name: str
+    cache: Any = None  # a TeacherOutputCache or None (live forward passes)
+
+
+class Distiller(nn.Module):
+    """Computes the named loss terms of one batch for a student taught by one teacher or an ensemble.
+
+    Single-teacher methods get exactly one teacher (for a TAKD chain, the last
+    assistant); multi-teacher methods (``Method.multi_teacher``) get two or more,
+    whose features arrive in ``LossInputs.teachers`` in the given order.
+    """
+
+    def __init__(self, task: Task, student: nn.Module, student_name: str, method: Method,
+                 teachers: Sequence[TeacherInput] = ()):
         super().__init__()
         self.task, self.method = task, method
         self.student = student
         self.student_recorder = FeatureRecorder(
             student, {p: task.module_path(student_name, p) for p in method.student_features}
         )
-        self.teacher = None
-        self.teacher_recorder = None
-        self.teacher_cache = teacher_cache
         self.teacher_forward_seconds = 0.0
         self.teacher_forwards = 0
-        if method.needs_teacher:
-            if teacher is None:
-                raise ValueError(f"method {type(method).__name__} needs a teacher")
-            freeze(teacher)
-            # Not a submodule: its parameters must never reach the optimiser or a state dict.
-            self.__dict__["teacher"] = teacher
-            self.teacher_recorder = FeatureRecorder(
-                teacher, {p: task.module_path(teacher_name, p) for p in method.teacher_features}
-            )
+        expected = "two or more" if method.multi_teacher else "one"
+        if method.needs_teacher and (len(teachers) < 2 if method.multi_teacher else len(teachers) != 1):
+            raise ValueError(f"method {type(method).__name__} needs {expected} teacher(s), got {len(teachers)}")
+        if not method.needs_teacher:
+            teachers = ()
+        # Not submodules: their parameters must never reach the optimiser or a state dict.
+        self.__dict__["teachers"] = list(teachers)
+        self.teacher_recorders = []
+        for teacher in self.teachers:
+            freeze(teacher.model)
+            self.teacher_recorders.append(FeatureRecorder(
+                teacher.model, {p: task.module_path(teacher.name, p) for p in method.teacher_features}))
         self.extras: nn.Module | None = None
 
     def build_extras(self, sample: Batch) -> None:
-        """Run one probe forward pass to learn feature shapes and let the method build extras."""
+        """Run one probe forward pass to learn feature shapes and let the method build extras.
+
+        Multi-teacher methods receive a list of teacher shape dicts, one per teacher.
+        """
         with eval_mode(self.student):
             student = self.inference_features(self.student_recorder, self.student, sample)
-        teacher = {}
-        if self.teacher_recorder is not None:
-            teacher = self.inference_features(self.teacher_recorder, self.teacher, sample)
+        teachers = [{k: shape_of(v) for k, v in self.inference_features(rec, t.model, sample).items()}
+                    for rec, t in zip(self.teacher_recorders, self.teachers, strict=True)]
         student_shapes = {k: shape_of(v) for k, v in student.items()}
-        teacher_shapes = {k: shape_of(v) for k, v in teacher.items()}
+        teacher_shapes = teachers if self.method.multi_teacher else (teachers[0] if teachers else {})
         self.extras = self.method.build_extras(student_shapes, teacher_shapes)
 
     def inference_features(self, recorder: FeatureRecorder, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
@@ -116,31 +127,49 @@ class Distiller(nn.Module):
         extras = [] if self.extras is None else list(self.extras.parameters())
         return sum(p.numel() for p in extras + self.method.auxiliary_parameters())
 
-    def teacher_features(self, batch: Batch) -> dict[str, torch.Tensor]:
-        if self.teacher_recorder is None:
-            return {}
-        if self.teacher_cache is not None:
-            device = self.student_device()
-            return to_device(self.teacher_cache.lookup(batch.indices, batch.variants), device)
-        start = time.perf_counter()
-        features = self.inference_features(self.teacher_recorder, self.teacher, batch)
-        self.teacher_forward_seconds += time.perf_counter() - start
-        self.teacher_forwards += len(batch.indices)
+    def teacher_features(self, batch: Batch) -> list[dict[str, torch.Tensor]]:
+        """Each teacher's features for ``batch``: from its output cache, else a live forward pass."""
+        features = []
+        for recorder, teacher in zip(self.teacher_recorders, self.teachers, strict=True):
+            if teacher.cache is not None:
+                features.append(to_device(teacher.cache.lookup(batch.indices, batch.variants), self.student_device()))
+                continue
+            start = time.perf_counter()
+            features.append(self.inference_features(recorder, teacher.model, batch))
+            self.teacher_forward_seconds += time.perf_counter() - start
+            self.teacher_forwards += len(batch.indices)
         return features
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        teacher = self.teacher_features(batch)
+        teachers = self.teacher_features(batch)
         (output, task_losses), student = self.student_recorder.record(
             lambda: self.task.forward_train(self.student, batch)
         )
         student = with_logits(student, output)
-        inputs = LossInputs(student, teacher, batch.targets, task_losses, self.task, batch.inputs)
+        inputs = LossInputs(student, teachers[0] if teachers else {}, batch.targets, task_losses, self.task,
+                            batch.inputs, teachers)
         return self.method.losses(inputs, self.extras)
 
     def close(self) -> None:
         self.student_recorder.remove()
-        if self.teacher_recorder is not None:
-            self.teacher_recorder.remove()
+        for recorder in self.teacher_recorders:
+            recorder.remove()
+
+
+class EnsembleModel(nn.Module):
+    """The teachers' average class distribution as one model (for the ensemble's own accuracy).
+
+    Returns ``log(mean_k softmax(z_k))`` over dimension 1, so the arg-max is the
+    ensemble's prediction and the output works wherever logits are expected.
+    """
+
+    def __init__(self, models: Sequence[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(models)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([F.softmax(m(x), dim=1) for m in self.members]).mean(dim=0)
+        return probs.clamp_min(1e-12).log()
 
 
 def shape_of(feature: Any) -> Any:

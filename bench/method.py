@@ -30,6 +30,8 @@ class LossInputs:
     #: the task and the batch's model inputs, for methods that need task geometry (e.g. anchors)
     task: Any = None
     inputs: Any = None
+    #: every teacher's features, in the protocol's ensemble order (``[teacher]`` for one teacher)
+    teachers: list[dict[str, torch.Tensor]] | None = None
 
 
 class Method:
@@ -43,6 +45,10 @@ class Method:
     teacher_features: ClassVar[tuple[str, ...]] = ()
     #: the tasks the method applies to; ``None`` means every task.
     tasks: ClassVar[tuple[str, ...] | None] = None
+    #: learns from the protocol's ``ensemble`` (all its teachers' features in ``LossInputs.teachers``)
+    multi_teacher: ClassVar[bool] = False
+    #: learns from the last model of the protocol's teacher-assistant chain (``Protocol.assistants``)
+    assistant_chain: ClassVar[bool] = False
 
     def __init__(self, **hparams: Any):
         unknown = sorted(set(hparams) - set(self.defaults))
@@ -53,6 +59,18 @@ class Method:
             )
         self.hparams: dict[str, Any] = {**self.defaults, **hparams}
 
+    @classmethod
+    def unmet_requirement(cls, protocol: Any) -> str | None:
+        """Why this method cannot run on ``protocol`` (its task, a missing ensemble or chain), else None."""
+        if cls.tasks is not None and protocol.task not in cls.tasks:
+            return f"does not apply to task {protocol.task!r} (applies to {', '.join(cls.tasks)})"
+        if cls.multi_teacher and not protocol.ensemble:
+            return f"needs a teacher ensemble, and protocol {protocol.key!r} declares none (key 'ensemble')"
+        if cls.assistant_chain and not protocol.assistants:
+            return (f"needs a teacher-assistant chain, and protocol {protocol.key!r} declares none "
+                    "(key 'assistants')")
+        return None
+
     @property
     def needs_teacher(self) -> bool:
         return bool(self.teacher_features)
@@ -60,7 +78,10 @@ class Method:
     def build_extras(
         self, student_shapes: dict[str, torch.Size], teacher_shapes: dict[str, torch.Size]
     ) -> nn.Module | None:
-        """Extra trainable modules (adapters, projectors); counted as extra parameters."""
+        """Extra trainable modules (adapters, projectors); counted as extra parameters.
+
+        For a multi-teacher method ``teacher_shapes`` is a list with one dict per teacher.
+        """
         return None
 
     def losses(self, inputs: LossInputs, extras: nn.Module | None) -> dict[str, torch.Tensor]:

@@ -61,6 +61,14 @@ class Protocol:
     threads: int = 1
     description: str = ""
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the teachers of multi-teacher methods (``mt-*``, ``ca-mkd``), each trained by the suite and cached;
+    #: empty means the protocol has no ensemble track.
+    ensemble: tuple[TeacherRecipe, ...] = ()
+    #: the teacher-assistant chain of ``takd`` (teacher -> assistants[0] -> ... -> student), model names of
+    #: the task's family, each strictly between its neighbours in size; empty means no TAKD track.
+    assistants: tuple[str, ...] = ()
+    #: assistant sizes tried by ``kdbench sweep`` (one-assistant chains), smallest first.
+    assistant_sweep: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.tier not in TIERS:
@@ -70,6 +78,10 @@ class Protocol:
                 f"protocol {self.name!r}: key 'primary_metric' {self.primary_metric!r} is not in 'metrics'")
         if not self.seeds:
             raise ConfigError(f"protocol {self.name!r}: key 'seeds' is empty")
+        if len(self.ensemble) == 1:
+            raise ConfigError(f"protocol {self.name!r}: key 'ensemble' needs at least 2 teachers, got 1")
+        if len(set(self.ensemble)) != len(self.ensemble):
+            raise ConfigError(f"protocol {self.name!r}: key 'ensemble' lists the same teacher recipe twice")
 
     # -- identity ---------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -79,11 +91,16 @@ class Protocol:
     def spec_hash(self) -> str:
         """sha256 of the canonical JSON of every field but the description and the seed list.
 
-        Seeds are recorded per result, so running extra seeds keeps the hash.
+        Seeds are recorded per result, so running extra seeds keeps the hash. The
+        fields added for issue 7 (``ensemble``, ``assistants``, ``assistant_sweep``)
+        enter the hash only when set, so protocols without them keep their hash.
         """
         spec = self.to_dict()
         spec.pop("description")
         spec.pop("seeds")
+        for optional in ("ensemble", "assistants", "assistant_sweep"):
+            if not spec[optional]:
+                spec.pop(optional)
         canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=list)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -116,6 +133,16 @@ def from_dict(data: dict[str, Any]) -> Protocol:
     data["schedule"] = Schedule(**schedule)
     teacher["schedule"] = Schedule(**teacher["schedule"])
     data["teacher"] = TeacherRecipe(**teacher)
+    members = []
+    for i, member in enumerate(data.get("ensemble", ())):
+        member = dict(member)
+        _check_keys(f"protocol.ensemble[{i}]", member, {f.name for f in dataclasses.fields(TeacherRecipe)})
+        _check_keys(f"protocol.ensemble[{i}].schedule", member["schedule"],
+                    {f.name for f in dataclasses.fields(Schedule)})
+        members.append(TeacherRecipe(**{**member, "schedule": Schedule(**member["schedule"])}))
+    data["ensemble"] = tuple(members)
+    data["assistants"] = tuple(data.get("assistants", ()))
+    data["assistant_sweep"] = tuple(data.get("assistant_sweep", ()))
     data["metrics"] = tuple(data["metrics"])
     data["seeds"] = tuple(data["seeds"])
     try:

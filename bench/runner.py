@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from bench import provenance
-from bench.distill import Distiller
+from bench.distill import Distiller, EnsembleModel, TeacherInput
 from bench.engine import peak_memory_mb, seed_everything, set_threads, train
 from bench.errors import ConfigError
 from bench.method import Method
@@ -25,7 +25,7 @@ from bench.registry import METHODS, TASKS
 from bench.results import SCHEMA_VERSION, ResultsStore
 from bench.task import Split, Task
 from bench.teacher_cache import TeacherOutputCache
-from bench.teachers import Teacher, TeacherZoo
+from bench.teachers import Teacher, TeacherZoo, check_label_space
 
 
 @dataclass
@@ -35,6 +35,8 @@ class RunOptions:
     device: str = "cpu"
     teacher_file: str | None = None
     teacher_sha256: str | None = None
+    #: user-given state dicts for the protocol's ensemble members, in the protocol's order
+    ensemble_files: tuple[str, ...] = ()
     teacher_output_cache: bool = True
     data_root: str | None = None
     progress: bool = False
@@ -50,10 +52,18 @@ class Workspace:
         self.task: Task = TASKS.get(protocol.task)()
         self.splits: dict[str, Split] = self.task.load_splits(protocol.dataset, root=options.data_root)
         self._teacher: Teacher | None = None
-        self._caches: dict[tuple[str, ...], TeacherOutputCache] = {}
+        self._ensemble: list[Teacher] | None = None
+        self._ensemble_metrics: dict[str, float] | None = None
+        self._chains: dict[tuple, list[Teacher]] = {}
+        self._caches: dict[tuple[str, tuple[str, ...]], TeacherOutputCache] = {}
         self.cache_build_forwards = 0
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.splits["train"].classes)
+
     def teacher(self) -> Teacher:
+        """The protocol's teacher: the user's file, or trained by the suite and cached."""
         if self._teacher is None:
             zoo, opts = TeacherZoo(), self.options
             if opts.teacher_file:
@@ -62,6 +72,67 @@ class Workspace:
             else:
                 self._teacher = zoo.get(self.protocol, self.task, self.splits, progress=opts.progress)
         return self._teacher
+
+    def ensemble(self) -> list[Teacher]:
+        """The protocol's ensemble, each member from the user's files or trained by the suite and cached.
+
+        Every member must predict the dataset's classes; a member that does not
+        stops the run before any training.
+        """
+        if self._ensemble is None:
+            zoo, opts, recipes = TeacherZoo(), self.options, self.protocol.ensemble
+            if opts.ensemble_files and len(opts.ensemble_files) != len(recipes):
+                raise ConfigError(f"protocol {self.protocol.key!r} has {len(recipes)} ensemble teachers "
+                                  f"({', '.join(r.model for r in recipes)}), but {len(opts.ensemble_files)} "
+                                  "ensemble files were given")
+            if opts.ensemble_files:
+                members = [zoo.from_file(self.protocol, self.task, self.splits, path, model_name=recipe.model)
+                           for path, recipe in zip(opts.ensemble_files, recipes, strict=True)]
+            else:
+                members = [zoo.get(self.protocol, self.task, self.splits, opts.progress, recipe)
+                           for recipe in recipes]
+            for i, member in enumerate(members):
+                check_label_space(member, self.classes, f"ensemble teacher {i}")
+            self._ensemble = members
+        return self._ensemble
+
+    def ensemble_metrics(self) -> dict[str, float]:
+        """Test metrics of the ensemble itself (its members' averaged class distributions)."""
+        if self._ensemble_metrics is None:
+            model = EnsembleModel([m.model for m in self.ensemble()])
+            self._ensemble_metrics = self.task.evaluate(model, self.splits["test"], self.protocol.schedule.batch_size)
+        return self._ensemble_metrics
+
+    def chain(self, assistants: tuple[str, ...], kd_hparams: dict[str, Any]) -> list[Teacher]:
+        """``[teacher, assistant 1, ..., assistant k]``: each assistant trained by KD from the model
+        before it (Mirzadeh et al. 2020), cached by its recipe and reused across seeds and methods."""
+        key = (assistants, tuple(sorted(kd_hparams.items())))
+        if key not in self._chains:
+            validate_chain(self.task, self.protocol.teacher.model, assistants, self.protocol.student,
+                           len(self.classes))
+            models = [self.teacher()]
+            for name in assistants:
+                models.append(TeacherZoo().assistant(self.protocol, self.task, self.splits, name, models[-1],
+                                                     kd_hparams, progress=self.options.progress))
+            self._chains[key] = models
+        return self._chains[key]
+
+    def validate(self, method: Method) -> None:
+        """The checks that need no training: a chain's sizes (run before any teacher is trained)."""
+        if method.assistant_chain:
+            validate_chain(self.task, self.protocol.teacher.model, tuple(method.hparams["assistants"]),
+                           self.protocol.student, len(self.classes))
+
+    def teaching(self, method: Method) -> Teaching:
+        """Who teaches the student under ``method``: nobody, the teacher, a chain, or the ensemble."""
+        if not method.needs_teacher:
+            return Teaching("none", [])
+        if method.multi_teacher:
+            return Teaching("ensemble", [("member", t) for t in self.ensemble()], self.ensemble_metrics())
+        if method.assistant_chain:
+            chain = self.chain(tuple(method.hparams["assistants"]), kd_hparams_of(method))
+            return Teaching("chain", [("teacher", chain[0]), *(("assistant", t) for t in chain[1:])])
+        return Teaching("single", [("teacher", self.teacher())])
 
     @property
     def input_size(self) -> tuple[int, ...]:
@@ -73,26 +144,85 @@ class Workspace:
         return cached_profile(lambda: self.task.build_model(model_name, classes), model_name, self.input_size,
                               self.protocol.schedule.batch_size, self.options.device, self.protocol.threads)
 
-    def teacher_output_cache(self, points: tuple[str, ...]) -> TeacherOutputCache:
-        """The teacher's features at ``points`` for every training sample and augmentation variant."""
-        key = tuple(sorted(points))
+    def teacher_inputs(self, method: Method, device: torch.device | str = "cpu",
+                       cached: bool | None = None) -> tuple[Teaching, list[TeacherInput]]:
+        """Who teaches under ``method`` and what the Distiller gets: the models the student learns
+        from, with their output caches unless ``cached`` is False (default: the run options)."""
+        teaching = self.teaching(method)
+        cached = self.options.teacher_output_cache if cached is None else cached
+        inputs = [TeacherInput(t.model.to(device), t.model_name,
+                               self.teacher_output_cache(method.teacher_features, t) if cached else None)
+                  for t in teaching.teachers_of_student]
+        return teaching, inputs
+
+    def teacher_output_cache(self, points: tuple[str, ...], teacher: Teacher | None = None) -> TeacherOutputCache:
+        """``teacher``'s (default: the protocol teacher's) features at ``points`` for every training
+        sample and augmentation variant."""
+        teacher = teacher or self.teacher()
+        key = (teacher.sha256, tuple(sorted(points)))
         if key not in self._caches:
-            teacher = self.teacher()
             self._caches[key], forwards = TeacherOutputCache.load_or_build(
                 teacher.model, teacher.model_name, teacher.sha256, self.splits["train"].source, self.task,
-                self.splits["train"], self.protocol.augmentation, key,
+                self.splits["train"], self.protocol.augmentation, key[1],
             )
             self.cache_build_forwards += forwards
         return self._caches[key]
 
 
+@dataclass
+class Teaching:
+    """Who teaches a run's student, in order: ``stages`` are (role, teacher) pairs with role
+    ``"teacher"``, ``"assistant"`` or ``"member"``. The student learns from the last stage of a
+    chain, or from every member of an ensemble."""
+
+    kind: str  # "none", "single", "chain" or "ensemble"
+    stages: list[tuple[str, Teacher]]
+    ensemble_metrics: dict[str, float] | None = None
+
+    @property
+    def teachers_of_student(self) -> list[Teacher]:
+        if self.kind == "ensemble":
+            return [t for _, t in self.stages]
+        return [self.stages[-1][1]] if self.stages else []
+
+    def describe(self, profile) -> dict[str, Any]:
+        """The record's ``teaching`` block (``profile(model name)`` gives each model's efficiency)."""
+        block: dict[str, Any] = {"kind": self.kind, "stages": [
+            {"role": role, **t.describe(), "efficiency": profile(t.model_name)} for role, t in self.stages]}
+        if self.ensemble_metrics is not None:
+            block["ensemble_metrics"] = self.ensemble_metrics
+        return block
+
+
+def kd_hparams_of(method: Method) -> dict[str, Any]:
+    """The KD hyperparameters a chain's assistants are trained with (the method's own T and alpha)."""
+    return {"T": method.hparams["T"], "alpha": method.hparams["alpha"]}
+
+
+def validate_chain(task: Task, teacher: str, assistants: tuple[str, ...], student: str, num_classes: int) -> None:
+    """Reject a chain unless every assistant is strictly smaller than the model before it and larger
+    than the one after (by parameter count), naming the offending link; nothing is trained first."""
+    names = [teacher, *assistants, student]
+    sizes = [sum(p.numel() for p in task.build_model(n, num_classes).parameters()) for n in names]
+    for i in range(1, len(names) - 1):
+        if not sizes[i - 1] > sizes[i] > sizes[i + 1]:
+            chain = " -> ".join(f"{n} ({s / 1e6:.3f} M params)" for n, s in zip(names, sizes, strict=True))
+            raise ConfigError(f"teacher-assistant chain {chain}: assistant {names[i]} is not between "
+                              f"{names[i - 1]} and {names[i + 1]} in size; each assistant must be smaller than "
+                              "the model that teaches it and larger than the one it teaches")
+
+
 def build_method(protocol: Protocol, name: str, hparams: dict[str, Any] | None = None) -> Method:
     """The method ``name`` with the protocol's frozen overrides and the user's hparams."""
     method_cls = METHODS.get(name)
-    applies = getattr(method_cls, "tasks", None)
-    if applies is not None and protocol.task not in applies:
-        raise ConfigError(f"method {name!r} does not apply to task {protocol.task!r} (applies to {', '.join(applies)})")
-    return method_cls(**{**protocol.method_overrides.get(name, {}), **(hparams or {})})
+    unmet = method_cls.unmet_requirement(protocol)
+    if unmet:
+        raise ConfigError(f"method {name!r} {unmet}")
+    method = method_cls(**{**protocol.method_overrides.get(name, {}), **(hparams or {})})
+    if method_cls.assistant_chain:  # resolved here so that the record names the chain it used
+        chain = method.hparams.get("assistants") or protocol.assistants
+        method.hparams["assistants"] = [chain] if isinstance(chain, str) else list(chain)
+    return method
 
 
 def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore,
@@ -105,17 +235,13 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
     set_threads(protocol.threads)
     ws = workspace or Workspace(protocol, options)
     task, splits, device = ws.task, ws.splits, torch.device(options.device)
+    ws.validate(method)
 
-    teacher = ws.teacher() if method.needs_teacher else None
-    cache = None
-    if teacher is not None and options.teacher_output_cache:
-        cache = ws.teacher_output_cache(method.teacher_features)
+    teaching, inputs = ws.teacher_inputs(method, device)
 
     generator = seed_everything(seed)
     student = task.build_model(protocol.student, len(splits["train"].classes)).to(device)
-    distiller = Distiller(task, student, protocol.student, method,
-                          teacher=teacher.model.to(device) if teacher else None,
-                          teacher_name=protocol.teacher.model, teacher_cache=cache)
+    distiller = Distiller(task, student, protocol.student, method, inputs)
     probe = task.collate(splits["train"], torch.arange(2), torch.zeros(2, dtype=torch.long), protocol.augmentation)
     distiller.build_extras(probe.to(device))
     stats = train(distiller, splits["train"], protocol.schedule, protocol.augmentation, generator,
@@ -124,6 +250,9 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
     metrics = task.evaluate(student, splits["test"], protocol.schedule.batch_size)
     student_profile = ws.profile(protocol.student)
     set_threads(protocol.threads)
+    top = teaching.stages[0][1] if teaching.kind in ("single", "chain") else None
+    stages = [{"stage": role, "model": t.model_name, "train_seconds": t.train_seconds} for role, t in teaching.stages]
+    stages.append({"stage": "student", "model": protocol.student, "train_seconds": stats.wall_seconds})
     record = {
         "schema": SCHEMA_VERSION,
         "protocol": {"name": protocol.name, "key": protocol.key, "version": protocol.version,
@@ -133,7 +262,8 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
         "status": "verified",
         "metrics": metrics,
         "primary_metric": protocol.primary_metric,
-        "teacher": {**teacher.describe(), "efficiency": ws.profile(teacher.model_name)} if teacher else None,
+        "teacher": {**top.describe(), "efficiency": ws.profile(top.model_name)} if top else None,
+        "teaching": teaching.describe(ws.profile),
         "efficiency": {
             **{k: v for k, v in student_profile.items() if k not in ("model", "params")},
             "student_model": protocol.student,
@@ -145,8 +275,10 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
             "steps": stats.steps,
             "teacher_forward_seconds": distiller.teacher_forward_seconds,
             "teacher_forwards": distiller.teacher_forwards,
-            "teacher_output_cache": cache is not None,
+            "teacher_output_cache": options.teacher_output_cache and bool(inputs),
             "peak_memory_mb": peak_memory_mb(),
+            "stages": stages,
+            "total_train_seconds": sum(s["train_seconds"] for s in stages),
         },
         "final_losses": stats.final_losses,
         "provenance": provenance.collect(options.device, protocol.threads),

@@ -21,29 +21,26 @@ from bench.runner import RunOptions, Workspace, build_method, run_one
 
 
 def applicable_methods(protocol: Protocol) -> list[str]:
-    """Registered methods whose ``tasks`` (``None`` = any task) include the protocol's task."""
-    names = []
-    for name in METHODS.names():
-        applies = getattr(METHODS.get(name), "tasks", None)
-        if applies is None or protocol.task in applies:
-            names.append(name)
-    return names
+    """Registered methods that can run on ``protocol``: their task matches (``tasks=None`` means any)
+    and the protocol declares the ensemble or assistant chain they need."""
+    return [name for name in METHODS.names() if METHODS.get(name).unmet_requirement(protocol) is None]
 
 
 def prepare(protocol: Protocol, methods: list[str], options: RunOptions) -> None:
     """Before the runs fork off: train (or load) the teacher, build the teacher-output cache,
     and profile the student and teacher on a still idle machine."""
-    built = [build_method(protocol, m) for m in methods]
+    built = [build_method(protocol, m, options.hparams) for m in methods]
     ws = Workspace(protocol, options)
-    needs_teacher = any(m.needs_teacher for m in built)
+    for method in built:  # every chain is checked before any teacher is trained
+        ws.validate(method)
     ws.profile(protocol.student)
-    if needs_teacher:
-        ws.profile(protocol.teacher.model)
-        ws.teacher()
+    for method in built:
+        teaching = ws.teaching(method)  # trains (or loads) teachers, assistants and ensemble members
+        for _, teacher in teaching.stages:
+            ws.profile(teacher.model_name)
         if options.teacher_output_cache:
-            for method in built:
-                if method.needs_teacher:
-                    ws.teacher_output_cache(method.teacher_features)
+            for teacher in teaching.teachers_of_student:
+                ws.teacher_output_cache(method.teacher_features, teacher)
 
 
 def _worker(protocol_name: str, protocol_seeds: tuple[int, ...], method: str, seed: int, root: str,

@@ -9,6 +9,7 @@ match stops the run before any training.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -21,7 +22,7 @@ from torch import nn
 
 from bench.errors import TeacherMismatchError
 from bench.paths import atomic_save, atomic_write_text, cache_dir, sha256_file
-from bench.protocol import Protocol
+from bench.protocol import Protocol, TeacherRecipe
 from bench.task import Split, Task
 
 
@@ -32,28 +33,78 @@ class Teacher:
     model: nn.Module
     model_name: str
     sha256: str
-    source: str  # "zoo" (trained and cached by the suite) or "file"
+    source: str  # "zoo" (trained and cached by the suite), "file", or "assistant" (trained by KD, cached)
     metrics: dict[str, float] = field(default_factory=dict)
     train_seconds: float = 0.0
     path: str = ""
+    #: the class names it predicts, in output order (None: not recorded, e.g. a user file)
+    classes: tuple[str, ...] | None = None
+    seed: int | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
             "model": self.model_name, "sha256": self.sha256, "source": self.source,
-            "metrics": self.metrics, "train_seconds": self.train_seconds,
+            "metrics": self.metrics, "train_seconds": self.train_seconds, "seed": self.seed,
         }
 
 
-def recipe_hash(protocol: Protocol) -> str:
-    """Hash of everything that determines the teacher's weights: task, dataset and recipe."""
-    recipe = {
+def recipe_hash(protocol: Protocol, recipe: TeacherRecipe | None = None) -> str:
+    """Hash of everything that determines a teacher's weights: task, dataset and recipe.
+
+    ``recipe`` defaults to the protocol's teacher; ensemble members pass their own.
+    """
+    recipe = recipe or protocol.teacher
+    data = {
         "task": protocol.task,
         "dataset": protocol.dataset,
         "augmentation": protocol.augmentation,
         "threads": protocol.threads,
-        "teacher": protocol.to_dict()["teacher"],
+        "teacher": dataclasses.asdict(recipe),
     }
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def assistant_hash(protocol: Protocol, model_name: str, taught_by: str, kd_hparams: dict[str, Any]) -> str:
+    """Hash of an assistant's recipe: the data, its model, the sha256 of the model that taught it,
+    the schedule (the protocol's student schedule), the KD hyperparameters and the seed."""
+    data = {
+        "task": protocol.task,
+        "dataset": protocol.dataset,
+        "augmentation": protocol.augmentation,
+        "threads": protocol.threads,
+        "assistant": model_name,
+        "taught_by": taught_by,
+        "schedule": dataclasses.asdict(protocol.schedule),
+        "kd": kd_hparams,
+        "seed": protocol.teacher.seed,
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def label_space_keys(task: Task, model_name: str, num_classes: int) -> dict[str, int]:
+    """State-dict keys whose shape depends on the number of classes (the classifier's), each with
+    the dimension that counts the classes."""
+    a = task.build_model(model_name, num_classes).state_dict()
+    b = task.build_model(model_name, num_classes + 1).state_dict()
+    keys = {}
+    for k in a:
+        if k in b and a[k].shape != b[k].shape and a[k].dim() == b[k].dim():
+            keys[k] = next(d for d in range(a[k].dim()) if a[k].shape[d] != b[k].shape[d])
+    return keys
+
+
+def check_label_space(teacher: Teacher, classes: tuple[str, ...], where: str) -> None:
+    """Stop with a clear message if ``teacher`` predicts other classes than the protocol's dataset."""
+    if teacher.classes is not None and tuple(teacher.classes) != tuple(classes):
+        raise TeacherMismatchError(
+            f"{where} ({teacher.model_name}, {teacher.path or teacher.source}) has a different label space: "
+            f"it predicts {len(teacher.classes)} classes ({_preview(teacher.classes)}), the protocol's dataset "
+            f"has {len(classes)} ({_preview(classes)}); all teachers must share the student's label space")
+
+
+def _preview(names: tuple[str, ...]) -> str:
+    shown = ", ".join(map(str, names[:4]))
+    return shown + (", ..." if len(names) > 4 else "")
 
 
 def load_state_dict_checked(model: nn.Module, path: Path, expected_sha256: str | None) -> str:
@@ -90,58 +141,125 @@ def load_state_dict_checked(model: nn.Module, path: Path, expected_sha256: str |
 
 
 class TeacherZoo:
-    """Train-or-load teachers keyed by the protocol's recipe hash."""
+    """Train-or-load teachers keyed by their recipe hash (assistants by theirs)."""
 
     def __init__(self, root: Path | None = None):
         self.root = Path(root) if root else cache_dir() / "teachers"
 
-    def paths(self, protocol: Protocol) -> tuple[Path, Path]:
-        key = recipe_hash(protocol)
+    def paths(self, protocol: Protocol, recipe: TeacherRecipe | None = None) -> tuple[Path, Path]:
+        key = recipe_hash(protocol, recipe)
         return self.root / f"{key}.pt", self.root / f"{key}.json"
 
-    def is_cached(self, protocol: Protocol) -> bool:
-        weights, meta = self.paths(protocol)
+    def is_cached(self, protocol: Protocol, recipe: TeacherRecipe | None = None) -> bool:
+        weights, meta = self.paths(protocol, recipe)
         return weights.is_file() and meta.is_file()
 
-    def get(self, protocol: Protocol, task: Task, splits: dict[str, Split], progress: bool = False) -> Teacher:
-        """The protocol's teacher: from the cache if present, else trained now and cached."""
-        weights, meta_path = self.paths(protocol)
-        if weights.is_file() and meta_path.is_file():
-            meta = json.loads(meta_path.read_text())
-            model = task.build_model(protocol.teacher.model, len(splits["train"].classes))
-            sha = load_state_dict_checked(model, weights, meta["sha256"])
-            return Teacher(model, protocol.teacher.model, sha, "zoo", meta["metrics"], meta["train_seconds"],
-                           str(weights))
-        return self._train(protocol, task, splits, progress)
+    def get(self, protocol: Protocol, task: Task, splits: dict[str, Split], progress: bool = False,
+            recipe: TeacherRecipe | None = None) -> Teacher:
+        """A teacher trained from ``recipe`` (default: the protocol's teacher): cached, or trained now."""
+        recipe = recipe or protocol.teacher
+        weights, meta_path = self.paths(protocol, recipe)
+        teacher = self._load(task, splits, recipe.model, weights, meta_path, "zoo")
+        if teacher is None:
+            teacher = self._train(protocol, task, splits, recipe, weights, meta_path, progress)
+        teacher.seed = recipe.seed
+        return teacher
 
-    def _train(self, protocol: Protocol, task: Task, splits: dict[str, Split], progress: bool) -> Teacher:
+    def assistant(self, protocol: Protocol, task: Task, splits: dict[str, Split], model_name: str,
+                  taught_by: Teacher, kd_hparams: dict[str, Any], progress: bool = False) -> Teacher:
+        """A teacher assistant (Mirzadeh et al. 2020): ``model_name`` trained by plain KD from
+        ``taught_by`` on the protocol's student schedule; cached by its recipe like a teacher."""
+        key = assistant_hash(protocol, model_name, taught_by.sha256, kd_hparams)
+        weights, meta_path = self.root / "assistants" / f"{key}.pt", self.root / "assistants" / f"{key}.json"
+        assistant = self._load(task, splits, model_name, weights, meta_path, "assistant")
+        if assistant is None:
+            from bench.distill import TeacherInput
+            from bench.registry import METHODS
+            from bench.teacher_cache import TeacherOutputCache
+
+            outputs, _ = TeacherOutputCache.load_or_build(
+                taught_by.model, taught_by.model_name, taught_by.sha256, splits["train"].source, task,
+                splits["train"], protocol.augmentation, ("logits",))
+            teaching = TeacherInput(taught_by.model, taught_by.model_name, outputs)
+            assistant = self._train(protocol, task, splits, TeacherRecipe(model_name, protocol.schedule,
+                                                                          protocol.teacher.seed),
+                                    weights, meta_path, progress, METHODS.get("kd")(**kd_hparams), teaching,
+                                    source="assistant", extra_meta={"taught_by": taught_by.sha256,
+                                                                    "kd": kd_hparams})
+        assistant.seed = protocol.teacher.seed
+        return assistant
+
+    @staticmethod
+    def _load(task: Task, splits: dict[str, Split], model_name: str, weights: Path, meta_path: Path,
+              source: str) -> Teacher | None:
+        if not (weights.is_file() and meta_path.is_file()):
+            return None
+        meta = json.loads(meta_path.read_text())
+        classes = tuple(splits["train"].classes)
+        model = task.build_model(model_name, len(classes))
+        sha = load_state_dict_checked(model, weights, meta["sha256"])
+        recorded = tuple(meta["classes"]) if "classes" in meta else None
+        teacher = Teacher(model, model_name, sha, source, meta["metrics"], meta["train_seconds"], str(weights),
+                          recorded)
+        check_label_space(teacher, classes, f"cached teacher {weights}")
+        return teacher
+
+    def _train(self, protocol: Protocol, task: Task, splits: dict[str, Split], recipe: TeacherRecipe,
+               weights: Path, meta_path: Path, progress: bool, method=None, teaching=None,
+               source: str = "zoo", extra_meta: dict[str, Any] | None = None) -> Teacher:
+        """Train ``recipe.model`` alone (a teacher) or taught by ``teaching`` with ``method`` (an assistant)."""
         from bench.distill import Distiller
         from bench.engine import seed_everything, set_threads, train
         from bench.registry import METHODS
 
-        recipe = protocol.teacher
         set_threads(protocol.threads)  # the thread count is part of the recipe: results depend on it
         generator = seed_everything(recipe.seed)
-        model = task.build_model(recipe.model, len(splits["train"].classes))  # built under the recipe's seed
-        distiller = Distiller(task, model, recipe.model, METHODS.get("baseline")())
+        classes = tuple(splits["train"].classes)
+        model = task.build_model(recipe.model, len(classes))  # built under the recipe's seed
+        distiller = Distiller(task, model, recipe.model, method or METHODS.get("baseline")(),
+                              [teaching] if teaching else ())
         start = time.perf_counter()
         train(distiller, splits["train"], recipe.schedule, protocol.augmentation, generator,
-              progress=progress, desc=f"teacher {recipe.model}")
+              progress=progress, desc=f"{source} {recipe.model}")
         seconds = time.perf_counter() - start
         distiller.close()
         metrics = task.evaluate(model, splits["test"], recipe.schedule.batch_size)
-        weights, meta_path = self.paths(protocol)
         atomic_save(model.state_dict(), weights)
         sha = sha256_file(weights)
-        meta = {"sha256": sha, "recipe": protocol.to_dict()["teacher"], "protocol": protocol.key,
-                "metrics": metrics, "train_seconds": seconds}
+        meta = {"sha256": sha, "recipe": dataclasses.asdict(recipe), "protocol": protocol.key,
+                "metrics": metrics, "train_seconds": seconds, "classes": list(classes), **(extra_meta or {})}
         atomic_write_text(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        return Teacher(model, recipe.model, sha, "zoo", metrics, seconds, str(weights))
+        return Teacher(model, recipe.model, sha, source, metrics, seconds, str(weights), classes)
 
     def from_file(self, protocol: Protocol, task: Task, splits: dict[str, Split], path: str,
-                  expected_sha256: str | None = None) -> Teacher:
-        """A user-given teacher (state dict of the protocol's teacher model)."""
-        model = task.build_model(protocol.teacher.model, len(splits["train"].classes))
+                  expected_sha256: str | None = None, model_name: str | None = None) -> Teacher:
+        """A user-given teacher: a state dict of ``model_name`` (default: the protocol's teacher model).
+
+        A file whose classifier predicts another number of classes than the dataset has is
+        rejected as a label-space mismatch before anything else is checked.
+        """
+        model_name = model_name or protocol.teacher.model
+        classes = tuple(splits["train"].classes)
+        _check_file_label_space(task, model_name, classes, Path(path))
+        model = task.build_model(model_name, len(classes))
         sha = load_state_dict_checked(model, Path(path), expected_sha256)
         metrics = task.evaluate(model, splits["test"], protocol.schedule.batch_size)
-        return Teacher(model, protocol.teacher.model, sha, "file", metrics, 0.0, str(path))
+        return Teacher(model, model_name, sha, "file", metrics, 0.0, str(path), None)
+
+
+def _check_file_label_space(task: Task, model_name: str, classes: tuple[str, ...], path: Path) -> None:
+    if not path.is_file():
+        raise TeacherMismatchError(f"teacher file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - reported with detail by load_state_dict_checked
+        return
+    if not isinstance(state, dict):
+        return
+    for key, dim in label_space_keys(task, model_name, len(classes)).items():
+        value = state.get(key)
+        if isinstance(value, torch.Tensor) and value.dim() > dim and value.shape[dim] != len(classes):
+            raise TeacherMismatchError(
+                f"teacher file {path} has a different label space: its classifier ({key!r}) predicts "
+                f"{value.shape[dim]} classes, the protocol's dataset has {len(classes)} "
+                f"({_preview(classes)}); all teachers must share the student's label space")

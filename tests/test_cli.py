@@ -85,21 +85,21 @@ def test_run_then_regress_end_to_end(tmp_path):
 
     # compare with the committed reference of this protocol (other smoke protocols are not run here)
     reference = tmp_path / "reference"
-    shutil.copytree(REGRESSION_REFERENCE / "classification-smoke@v1", reference / "classification-smoke@v1")
+    shutil.copytree(REGRESSION_REFERENCE / "classification-smoke@v2", reference / "classification-smoke@v2")
     passed = kdbench("regress", "--records", str(results), "--reference", str(reference))
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "all" in passed.stdout and "passed" in passed.stdout
 
     degraded = tmp_path / "degraded"
     shutil.copytree(results, degraded)
-    victim = degraded / "classification-smoke@v1" / "kd" / "seed-0.json"
+    victim = degraded / "classification-smoke@v2" / "kd" / "seed-0.json"
     record = json.loads(victim.read_text())
     record["metrics"]["top1"] -= 60.0
     victim.write_text(json.dumps(record))
     failed = kdbench("regress", "--records", str(degraded), "--reference", str(reference))
     assert failed.returncode == 1
     line = next(row for row in failed.stdout.splitlines() if "regressed" in row)
-    assert "classification-smoke@v1" in line and "kd" in line and "top1" in line
+    assert "classification-smoke@v2" in line and "kd" in line and "top1" in line
 
 
 def test_reference_records_are_committed():
@@ -129,4 +129,4 @@ def test_suite_runs_every_smoke_protocol_on_two_processes(tmp_path):
         assert f"## {protocol.key}" in suite.stdout
         assert (out / f"{protocol.key}.csv").is_file()
     again = kdbench("suite", "--tier", "smoke", "--results", str(results), "--out", str(out))
-    assert again.returncode == 0 and "## classification-smoke@v1" in again.stdout  # nothing left to run
+    assert again.returncode == 0 and "## classification-smoke@v2" in again.stdout  # nothing left to run

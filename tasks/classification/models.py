@@ -57,4 +57,4 @@ class TinyResNet(nn.Module):
 TINYRESNET_FEATURE_POINTS = {"backbone.out": "stages", "embedding": "pool"}
 
 
-register_widths("tinyresnet_", TinyResNet, (8, 12, 16, 24, 32, 48), "TinyResNet of base width {width}.")
+register_widths("tinyresnet_", TinyResNet, (4, 6, 8, 12, 16, 20, 24, 32, 48), "TinyResNet of base width {width}.")

@@ -27,8 +27,10 @@ from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabHead
 
 from bench.registry import register_widths
 
-FEATURE_POINTS = {"psp.out": "fuse", "logits.low": "classifier", "backbone.out": "layer4"}
-DEEPLAB_FEATURE_POINTS = {"psp.out": "head.3", "logits.low": "head.4", "backbone.out": "layer4"}
+# "embedding" is the per-pixel representation the classifier reads (the same module as "psp.out").
+FEATURE_POINTS = {"psp.out": "fuse", "logits.low": "classifier", "backbone.out": "layer4", "embedding": "fuse"}
+DEEPLAB_FEATURE_POINTS = {"psp.out": "head.3", "logits.low": "head.4", "backbone.out": "layer4",
+                          "embedding": "head.3"}
 
 
 def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1, dilation: int = 1) -> nn.Sequential:

@@ -3,6 +3,9 @@
 ``segmentation-smoke`` takes seconds (tests and CI); ``segmentation-mini`` is
 the embedded default, calibrated once with the teacher and the baseline (see
 the README) and then frozen: any change to it must bump ``version``.
+
+Version history: v2 of both added the teacher ensemble of the multi-teacher
+methods; every v1 field is unchanged.
 """
 
 from __future__ import annotations
@@ -10,19 +13,25 @@ from __future__ import annotations
 from bench.protocol import Protocol, Schedule, TeacherRecipe
 from bench.registry import PROTOCOLS
 
+SMOKE_SCHEDULE = Schedule(epochs=2, batch_size=16, lr=0.02)
+SMOKE_TEACHER = TeacherRecipe(model="pspnet_16", schedule=SMOKE_SCHEDULE)
+MINI_TEACHER = TeacherRecipe(model="pspnet_16", schedule=Schedule(epochs=30, batch_size=16, lr=0.02))
+
 
 @PROTOCOLS.register("segmentation-smoke")
 def segmentation_smoke() -> Protocol:
     """Seconds-long run for tests and the CI regression gate."""
     return Protocol(
-        name="segmentation-smoke", task="segmentation", tier="smoke", version=1,
+        name="segmentation-smoke", task="segmentation", tier="smoke", version=2,
         dataset={"name": "seg_scenes", "train_images": 128, "val_images": 16, "test_images": 32, "seed": 0},
         student="pspnet_6",
-        teacher=TeacherRecipe(model="pspnet_16", schedule=Schedule(epochs=2, batch_size=16, lr=0.02)),
-        schedule=Schedule(epochs=2, batch_size=16, lr=0.02),
+        teacher=SMOKE_TEACHER,
+        schedule=SMOKE_SCHEDULE,
         augmentation="hflip", metrics=("miou", "pixel_acc"), primary_metric="miou", seeds=(0, 1),
         description="seg_scenes, 128 training images, 2 epochs: exercises every layer in seconds; "
                     "too short to rank methods.",
+        ensemble=(SMOKE_TEACHER, TeacherRecipe("pspnet_12", SMOKE_SCHEDULE),
+                  TeacherRecipe("pspnet_16", SMOKE_SCHEDULE, seed=1)),
     )
 
 
@@ -30,12 +39,15 @@ def segmentation_smoke() -> Protocol:
 def segmentation_mini() -> Protocol:
     """The embedded default: minutes on a laptop CPU."""
     return Protocol(
-        name="segmentation-mini", task="segmentation", tier="mini", version=1,
+        name="segmentation-mini", task="segmentation", tier="mini", version=2,
         dataset={"name": "seg_scenes", "train_images": 600, "val_images": 50, "test_images": 200, "seed": 0},
         student="pspnet_6",
-        teacher=TeacherRecipe(model="pspnet_16", schedule=Schedule(epochs=30, batch_size=16, lr=0.02)),
+        teacher=MINI_TEACHER,
         schedule=Schedule(epochs=20, batch_size=16, lr=0.02),
         augmentation="hflip", metrics=("miou", "pixel_acc"), primary_metric="miou", seeds=(0, 1, 2),
         description="seg_scenes, 600 training images of 64x64, 9 classes; teacher pspnet_16 (30 epochs), "
-                    "student pspnet_6 (20 epochs).",
+                    "student pspnet_6 (20 epochs). Ensemble: the teacher, pspnet_16 of recipe seed 1 and "
+                    "pspnet_24 (same recipe).",
+        ensemble=(MINI_TEACHER, TeacherRecipe("pspnet_16", MINI_TEACHER.schedule, seed=1),
+                  TeacherRecipe("pspnet_24", MINI_TEACHER.schedule)),
     )

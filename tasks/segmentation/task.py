@@ -34,6 +34,7 @@ class SegmentationTask(Task):
     name = "segmentation"
     metrics = ("miou", "pixel_acc")
     augmentations = {"none": 1, "hflip": 2}
+    ignore_index = IGNORE_INDEX  # label of pixels no loss or metric counts
 
     def feature_points(self, model_name: str) -> dict[str, str]:
         if model_name.startswith("pspnet_"):

@@ -42,6 +42,6 @@ def test_unknown_config_key_is_named(path):
 
 def test_tiers():
     assert [p.name for p in protocols_of_tier("mini")] == [
-        "classification-mini", "detection-mini", "pose-mini", "segmentation-mini"]
+        "classification-gap", "classification-mini", "detection-mini", "pose-mini", "segmentation-mini"]
     with pytest.raises(ConfigError, match="valid tiers"):
         protocols_of_tier("huge")

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from bench.distill import Distiller
+from bench.distill import Distiller, TeacherInput
 from bench.protocol import get_protocol
 from bench.runner import RunOptions, Workspace, build_method
 
@@ -26,9 +26,9 @@ def test_cached_and_live_losses_agree(protocol_name, method_name):
     cache = ws.teacher_output_cache(method.teacher_features)
     classes = len(ws.splits["train"].classes)
     student = ws.task.build_model(protocol.student, classes)
-    live = Distiller(ws.task, student, protocol.student, method, teacher.model, protocol.teacher.model)
-    cached = Distiller(ws.task, student, protocol.student, method, teacher.model, protocol.teacher.model,
-                       teacher_cache=cache)
+    live = Distiller(ws.task, student, protocol.student, method, [TeacherInput(teacher.model, teacher.model_name)])
+    cached = Distiller(ws.task, student, protocol.student, method,
+                       [TeacherInput(teacher.model, teacher.model_name, cache)])
     generator = torch.Generator().manual_seed(3)
     batches = ws.task.train_batches(ws.splits["train"], 16, protocol.augmentation, generator)
     first = next(batches)

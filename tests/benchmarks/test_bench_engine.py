@@ -13,8 +13,8 @@ from bench.distill import Distiller, with_logits
 from bench.engine import make_optimizer, seed_everything
 from bench.method import LossInputs
 from bench.protocol import protocols_of_tier
-from bench.registry import METHODS
-from bench.runner import RunOptions, Workspace
+
+from bench.runner import RunOptions, Workspace, build_method
 from bench.suite import applicable_methods
 
 PROTOCOLS = {p.name: p for p in protocols_of_tier("mini")}
@@ -37,11 +37,11 @@ def prepared(protocol_name: str):
 
 def make_distiller(workspace: Workspace, batch, method_name: str) -> Distiller:
     protocol = workspace.protocol
-    method = METHODS.get(method_name)()
-    teacher = workspace.teacher().model if method.needs_teacher else None
+    method = build_method(protocol, method_name)
+    _, teachers = workspace.teacher_inputs(method, cached=False)
     seed_everything(0)
     student = workspace.task.build_model(protocol.student, len(workspace.splits["train"].classes))
-    distiller = Distiller(workspace.task, student, protocol.student, method, teacher, protocol.teacher.model)
+    distiller = Distiller(workspace.task, student, protocol.student, method, teachers)
     distiller.build_extras(batch)
     return distiller
 

@@ -55,11 +55,10 @@ def workspace_for(protocol_name: str) -> Workspace:
 
 def make_distiller(ws: Workspace, name: str) -> Distiller:
     method = build_method(ws.protocol, name)
-    teacher = ws.teacher() if method.needs_teacher else None
+    _, teachers = ws.teacher_inputs(method, cached=False)
     seed_everything(0)
     student = ws.task.build_model(ws.protocol.student, len(ws.splits["train"].classes))
-    distiller = Distiller(ws.task, student, ws.protocol.student, method,
-                          teacher=teacher.model if teacher else None, teacher_name=ws.protocol.teacher.model)
+    distiller = Distiller(ws.task, student, ws.protocol.student, method, teachers)
     distiller.build_extras(first_batch(ws))
     return distiller
 
@@ -97,20 +96,22 @@ def test_gradients_reach_only_the_student_and_extras(protocol_name, name):
     assert leaves <= allowed, f"{name}: gradients flow into tensors outside the student and extras"
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in distiller.student.parameters())
-    if distiller.teacher is not None:
-        assert all(p.grad is None for p in distiller.teacher.parameters())
+    for teacher in distiller.teachers:
+        assert all(p.grad is None for p in teacher.model.parameters())
 
 
 @pytest.mark.parametrize("protocol_name,name", CASES)
 def test_teacher_unchanged_and_same_seed_same_result(protocol_name, name, tmp_path):
     workspace = workspace_for(protocol_name)
     protocol = workspace.protocol
-    teacher = workspace.teacher()
-    before = {k: v.clone() for k, v in teacher.model.state_dict().items()}
+    method = build_method(protocol, name)
+    teachers = [t.model for _, t in workspace.teaching(method).stages]  # every teacher, assistant and member
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in teachers]
     options = RunOptions(teacher_output_cache=False)
     first = run_one(protocol, name, 0, ResultsStore(tmp_path / "a"), options, workspace)
     second = run_one(protocol, name, 0, ResultsStore(tmp_path / "b"), options, workspace)
-    after = teacher.model.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before), f"{name} changed the teacher"
+    for model, state in zip(teachers, before, strict=True):
+        after = model.state_dict()
+        assert all(torch.equal(state[k], after[k]) for k in state), f"{name} changed a teacher"
     assert first["metrics"] == second["metrics"]
     assert first["final_losses"] == second["final_losses"]
