@@ -1,4 +1,4 @@
-"""The ``kdbench`` command: list, run, suite, leaderboard, profile, regress.
+"""The ``kdbench`` command: list, run, suite, sweep, leaderboard, profile, regress.
 
 User errors (:class:`~bench.errors.KDBenchError`) print one line and exit with
 their code (2 for unknown names and bad configs); Ctrl-C exits 130 and leaves no
@@ -20,6 +20,7 @@ from bench.errors import ConfigError, KDBenchError
 LEADERBOARD_DIR = Path(__file__).resolve().parent.parent / "leaderboard"
 PUBLISHED_RECORDS = LEADERBOARD_DIR / "records"
 PUBLISHED_TABLES = LEADERBOARD_DIR / "tables"
+PUBLISHED_SWEEPS = LEADERBOARD_DIR / "sweeps"
 REGRESSION_REFERENCE = LEADERBOARD_DIR / "regression"
 DEFAULT_RESULTS = os.environ.get("KDBENCH_RESULTS", "results")
 
@@ -77,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     METHODS.get(args.method)  # unknown names fail before any data is touched
     seeds = tuple(args.seeds) if args.seeds else protocol.seeds
     options = _options(args, teacher_file=args.teacher, teacher_sha256=args.teacher_sha256,
-                       hparams=parse_sets(args.set))
+                       ensemble_files=tuple(args.ensemble_teacher), hparams=parse_sets(args.set))
     store = ResultsStore(args.results)
     workspace = None
     for seed in seeds:
@@ -108,6 +109,22 @@ def cmd_suite(args: argparse.Namespace) -> int:
               protocols=args.protocols)
     print(render(results, out))
     print(f"tables written to {out}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from bench.protocol import get_protocol
+    from bench.sweep import run_assistant_sweep
+    from leaderboard.sweep import render_sweep_markdown, write_sweep
+
+    results, sweeps = Path(args.results), Path(args.sweeps)
+    out = Path(args.out) if args.out else sweeps
+    if args.publish:
+        results, sweeps, out = PUBLISHED_RECORDS, PUBLISHED_SWEEPS / "records", PUBLISHED_SWEEPS
+    table = run_assistant_sweep(get_protocol(args.protocol), results, sweeps, _options(args), jobs=args.jobs)
+    paths = write_sweep(table, out)
+    print(render_sweep_markdown(table))
+    print("written: " + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -224,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default=DEFAULT_RESULTS, help=f"results folder (default: {DEFAULT_RESULTS})")
     p.add_argument("--teacher", help="a teacher state-dict file to use instead of the suite-trained one")
     p.add_argument("--teacher-sha256", help="expected sha256 of --teacher; a mismatch stops the run")
+    p.add_argument("--ensemble-teacher", action="append", default=[], metavar="FILE",
+                   help="a state-dict file for each of the protocol's ensemble teachers, in its order "
+                        "(repeat; multi-teacher methods)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a method hyperparameter (repeatable)")
     _add_run_options(p)
@@ -241,6 +261,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"write records to {PUBLISHED_RECORDS} and tables to {PUBLISHED_TABLES}")
     _add_run_options(p)
     p.set_defaults(func=cmd_suite)
+
+    p = sub.add_parser("sweep", help="TAKD with every assistant size of a protocol's assistant_sweep: "
+                                     "table and plot of student accuracy against assistant size")
+    p.add_argument("--protocol", required=True, help="a protocol with an assistant_sweep, e.g. classification-gap")
+    p.add_argument("--jobs", type=int, default=2, help="parallel runs (default: 2)")
+    p.add_argument("--results", default=DEFAULT_RESULTS,
+                   help=f"results folder holding (or receiving) the baseline and kd references (default: "
+                        f"{DEFAULT_RESULTS})")
+    p.add_argument("--sweeps", default="sweeps", help="folder of the sweep's own records (default: sweeps)")
+    p.add_argument("--out", help="where to write the table and plot (default: SWEEPS)")
+    p.add_argument("--publish", action="store_true",
+                   help=f"use the published records and write the sweep to {PUBLISHED_SWEEPS}")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("leaderboard", help="render Markdown and CSV tables from result records")
     p.add_argument("--results", default=str(PUBLISHED_RECORDS), help="records folder (default: the published one)")

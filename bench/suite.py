@@ -50,29 +50,37 @@ def _worker(protocol_name: str, protocol_seeds: tuple[int, ...], method: str, se
     return method, seed, record is not None
 
 
+Job = tuple[Protocol, str, int, str, RunOptions]  # protocol, method, seed, results root, options
+
+
 def run_suite(tier: str, results: str, options: RunOptions, jobs: int = 2,
               methods: list[str] | None = None, protocols: list[str] | None = None) -> list[Protocol]:
     """Run the tier's protocols (or the named ones) with their applicable methods and seeds."""
     chosen = [get_protocol(p) for p in protocols] if protocols else protocols_of_tier(tier)
     store = ResultsStore(results)
-    todo: list[tuple[Protocol, str, int]] = []
+    todo: list[Job] = []
     for protocol in chosen:
         names = [m for m in applicable_methods(protocol) if methods is None or m in methods]
-        pending = [(protocol, m, s) for m in names for s in protocol.seeds
+        pending = [(protocol, m, s, str(store.root), options) for m in names for s in protocol.seeds
                    if options.force or not store.exists(protocol.key, m, s)]
         if pending:
-            prepare(protocol, sorted({m for _, m, _ in pending}), options)
+            prepare(protocol, sorted({m for _, m, _, _, _ in pending}), options)
         todo += pending
-    worker_options = replace(options, progress=options.progress and jobs == 1)
-    bar = tqdm(total=len(todo), desc="runs", unit="run", disable=None if options.progress else True)
+    execute(todo, jobs, options.progress)
+    return chosen
+
+
+def execute(todo: list[Job], jobs: int, progress: bool) -> None:
+    """Run prepared jobs in this process (``jobs <= 1``) or on a pool of ``jobs`` worker processes."""
+    bar = tqdm(total=len(todo), desc="runs", unit="run", disable=None if progress else True)
     if jobs <= 1:
-        for protocol, method, seed in todo:
-            run_one(protocol, method, seed, store, worker_options)
+        for protocol, method, seed, root, options in todo:
+            run_one(protocol, method, seed, ResultsStore(root), replace(options, progress=progress))
             bar.update(1)
     else:
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_worker, p.name, p.seeds, m, s, str(store.root), worker_options)
-                       for p, m, s in todo]
+            futures = [pool.submit(_worker, p.name, p.seeds, m, s, root, replace(o, progress=False))
+                       for p, m, s, root, o in todo]
             try:
                 for future in cf.as_completed(futures):
                     method, seed, _ = future.result()
@@ -83,4 +91,3 @@ def run_suite(tier: str, results: str, options: RunOptions, jobs: int = 2,
                     future.cancel()
                 raise
     bar.close()
-    return chosen

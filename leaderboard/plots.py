@@ -2,8 +2,10 @@
 
 For each protocol: the primary metric (mean over seeds, ± std as error bars)
 against GMACs and against batch-1 latency, one point per method's student and
-one for the teacher. A point is on the Pareto front when no other point is at
-least as accurate and at most as costly while strictly better in one of the two.
+one for the teacher; a teacher ensemble's own accuracy is a horizontal
+reference line (an ensemble has no single cost). A point is on the Pareto front
+when no other point is at least as accurate and at most as costly while strictly
+better in one of the two.
 Written as PNG and SVG next to the tables.
 """
 
@@ -53,16 +55,15 @@ def table_points(table: Table, axis: str) -> list[Point]:
     return points
 
 
+def reference_lines(table: Table) -> list[tuple[str, float]]:
+    """(label, primary metric) of each teacher ensemble of the table."""
+    return [(f"ensemble: {e.members}", e.metric) for e in table.ensembles if e.metric is not None]
+
+
 def write_plots(table: Table, out_dir: Path) -> list[Path]:
     """Write the table's plots (PNG and SVG per axis); returns the paths (none if nothing to plot)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    matplotlib.rcParams["svg.hashsalt"] = "kdbench"  # stable SVG element ids: re-rendering changes no bytes
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import matplotlib.ticker
-
-    from bench.paths import atomic_write_bytes
 
     written = []
     for axis, axis_label in AXES:
@@ -81,6 +82,8 @@ def write_plots(table: Table, out_dir: Path) -> list[Path]:
             ax.annotate(", ".join(names), (cost, score), textcoords="offset points", xytext=(6, 4), fontsize=8)
         ax.plot([p.cost for p in front], [p.score for p in front], "--", color="tab:red", lw=1,
                 label="Pareto front")
+        for label, value in reference_lines(table):
+            ax.axhline(value, ls=":", color="tab:blue", lw=1, label=label)
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
@@ -91,13 +94,35 @@ def write_plots(table: Table, out_dir: Path) -> list[Path]:
         ax.set_title(f"{table.protocol_key}: {table.primary_metric} vs {axis_label.split(',')[0].split(' (')[0]}")
         ax.legend(loc="lower right", fontsize=8)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        stem = out_dir / f"{table.protocol_key}-{table.primary_metric}-vs-{axis.removesuffix('_ms')}"
-        for suffix in (".png", ".svg"):
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format=suffix[1:], metadata={"Date": None} if suffix == ".svg" else None)
-            path = stem.with_suffix(suffix)
-            atomic_write_bytes(path, buffer.getvalue())
-            written.append(path)
-        plt.close(fig)
+        written += save_figure(fig, out_dir / f"{table.protocol_key}-{table.primary_metric}-vs-"
+                                          f"{axis.removesuffix('_ms')}")
     return written
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, with stable SVG element ids (imported
+    lazily: rendering tables needs no matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "kdbench"  # re-rendering an unchanged figure changes no bytes
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, stem: Path) -> list[Path]:
+    """Write ``fig`` as ``stem.png`` and ``stem.svg`` atomically (the SVG without a date, so an
+    unchanged figure re-renders to the same bytes), close it, and return the two paths."""
+    from bench.paths import atomic_write_bytes
+
+    fig.tight_layout()
+    paths = []
+    for suffix in (".png", ".svg"):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=suffix[1:], metadata={"Date": None} if suffix == ".svg" else None)
+        path = stem.with_suffix(suffix)
+        atomic_write_bytes(path, buffer.getvalue())
+        paths.append(path)
+    pyplot().close(fig)
+    return paths

@@ -30,6 +30,8 @@ from bench.results import iter_records
 from bench.stats import Summary, paired_difference, summarize
 
 BASELINE = "baseline"  # the method name of the student trained alone
+SINGLE_TEACHER_KD = "kd"  # the reference of the chain and ensemble methods (Δ vs kd column)
+STAGES = ("teacher", "assistant", "member", "student")  # training stages, in the order they run
 HASH_PREFIX = 12  # characters of the protocol hash shown in headings
 
 
@@ -59,6 +61,23 @@ class Row:
     gmacs: float | None = None  # of the student's forward pass at batch 1
     latency_ms: float | None = None  # batch-1 median, mean over the records (machines may differ)
     throughput_per_s: float | None = None  # images/s at the protocol's batch size, mean over the records
+    teachers: str = ""  # who taught: "-", a teacher, a chain "t -> a", or an ensemble "t1 + t2 + t3"
+    diff_kd: Summary | None = None  # primary metric minus single-teacher kd, paired by seed
+    #: mean training seconds per stage (teacher, assistant, member = all ensemble members, student)
+    stage_seconds: dict[str, float] | None = None
+
+    @property
+    def total_train_seconds(self) -> float | None:
+        """The full cost of the entry: every stage's training, the teachers' included."""
+        return sum(self.stage_seconds.values()) if self.stage_seconds else None
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """A teacher ensemble seen in a table's records, with its own value of the primary metric."""
+
+    members: str
+    metric: float | None
 
 
 @dataclass(frozen=True)
@@ -72,6 +91,7 @@ class Table:
     metrics: tuple[str, ...]  # primary metric first, then the others by name
     teachers: tuple[Teacher, ...]
     rows: tuple[Row, ...]
+    ensembles: tuple[Ensemble, ...] = ()
 
 
 def build_tables(records: Iterable[dict[str, Any]]) -> list[Table]:
@@ -97,20 +117,23 @@ def _build_table(key: str, records: list[dict[str, Any]]) -> Table:
         by_method[name][seed] = record
     metrics = (primary, *sorted({m for r in records for m in r["metrics"]} - {primary}))
     baseline = _metric_by_seed(by_method[BASELINE], primary) if BASELINE in by_method else None
-    rows = [_build_row(name, seeds, metrics, baseline, f"protocol {key!r}, method {name!r}")
+    kd = _metric_by_seed(by_method[SINGLE_TEACHER_KD], primary) if SINGLE_TEACHER_KD in by_method else None
+    rows = [_build_row(name, seeds, metrics, baseline, kd, f"protocol {key!r}, method {name!r}")
             for name, seeds in by_method.items()]
     rows.sort(key=lambda row: (-row.metrics[primary].mean, row.method))
     return Table(key, protocol_hash, records[0]["protocol"].get("tier"), primary, metrics,
-                 _teachers(by_method.values(), primary), tuple(rows))
+                 _teachers(by_method.values(), primary), tuple(rows), _ensembles(records, primary))
 
 
 def _build_row(method: str, by_seed: dict[int, dict[str, Any]], metrics: tuple[str, ...],
-               baseline: dict[int, float] | None, where: str) -> Row:
+               baseline: dict[int, float] | None, kd: dict[int, float] | None, where: str) -> Row:
     records = list(by_seed.values())
     summaries = {m: summarize(r["metrics"][m] for r in records if m in r["metrics"]) for m in metrics}
-    diff = None
+    diff = diff_kd = None
     if baseline is not None and method != BASELINE:
         diff = paired_difference(_metric_by_seed(by_seed, metrics[0]), baseline)
+    if kd is not None and method not in (BASELINE, SINGLE_TEACHER_KD):
+        diff_kd = paired_difference(_metric_by_seed(by_seed, metrics[0]), kd)
     times = [r["cost"]["train_seconds"] for r in records if r["cost"].get("train_seconds") is not None]
     efficiency = [r["efficiency"] for r in records]
     return Row(
@@ -125,7 +148,59 @@ def _build_row(method: str, by_seed: dict[int, dict[str, Any]], metrics: tuple[s
         gmacs=_single((e.get("gmacs") for e in efficiency), f"{where}: gmacs"),
         latency_ms=_mean_of(e.get("latency_ms") for e in efficiency),
         throughput_per_s=_mean_of(e.get("throughput_per_s") for e in efficiency),
+        teachers=_single((teachers_label(r) for r in records), f"{where}: teachers"),
+        diff_kd=diff_kd,
+        stage_seconds=_stage_seconds(records),
     )
+
+
+def teaching_stages(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The record's teachers in order, each with its ``role``; records written before teaching
+    blocks existed (one teacher or none) are read from their ``teacher`` block."""
+    teaching = record.get("teaching")
+    if teaching is not None:
+        return teaching["stages"]
+    return [{"role": "teacher", **record["teacher"]}] if record.get("teacher") else []
+
+
+def teachers_label(record: dict[str, Any]) -> str:
+    """``-`` (no teacher), ``t`` (one), ``t → a`` (a chain), or ``t1 + t2 + t3`` (an ensemble)."""
+    stages = teaching_stages(record)
+    if not stages:
+        return "-"
+    names = [s["model"] + (f" (seed {s['seed']})" if s.get("seed") else "") for s in stages]
+    kind = (record.get("teaching") or {}).get("kind", "single")
+    return " + ".join(names) if kind == "ensemble" else " → ".join(names)
+
+
+def _stage_seconds(records: list[dict[str, Any]]) -> dict[str, float] | None:
+    """Mean over records of the seconds spent training each stage (ensemble members summed)."""
+    per_record = []
+    for r in records:
+        stages = r["cost"].get("stages")
+        if stages is None:  # older records: the teacher block and the student's own time
+            stages = [{"stage": "teacher", "train_seconds": s.get("train_seconds")} for s in teaching_stages(r)]
+            stages.append({"stage": "student", "train_seconds": r["cost"].get("train_seconds")})
+        totals: dict[str, float] = {}
+        for stage in stages:
+            if stage.get("train_seconds") is None:
+                return None
+            totals[stage["stage"]] = totals.get(stage["stage"], 0.0) + stage["train_seconds"]
+        per_record.append(totals)
+    if not per_record:
+        return None
+    return {stage: summarize(t.get(stage, 0.0) for t in per_record).mean
+            for stage in STAGES if any(stage in t for t in per_record)}
+
+
+def _ensembles(records: list[dict[str, Any]], primary: str) -> tuple[Ensemble, ...]:
+    seen: dict[str, Ensemble] = {}
+    for r in records:
+        teaching = r.get("teaching") or {}
+        if teaching.get("kind") == "ensemble":
+            label = teachers_label(r)
+            seen.setdefault(label, Ensemble(label, teaching.get("ensemble_metrics", {}).get(primary)))
+    return tuple(seen.values())
 
 
 def _mean_of(values: Iterable[float | None]) -> float | None:
@@ -175,29 +250,48 @@ def render_markdown(tables: Iterable[Table]) -> str:
 def _markdown_section(table: Table) -> str:
     primary = table.primary_metric
     teachers = ", ".join(_teacher_text(t, primary) for t in table.teachers) or "none"
-    header = ["Method", "Status", "Seeds", f"{primary} (primary)", *table.metrics[1:],
-              f"Δ {primary} vs {BASELINE} [95% CI]", "Student params", "Extra params", "GMACs",
-              "Latency (ms, batch 1)", "Throughput (img/s)", "Train time (s)"]
-    align = [":---", ":---"] + ["---:"] * (len(header) - 2)
+    with_kd = any(row.diff_kd is not None for row in table.rows)
+    header = ["Method", "Teachers", "Status", "Seeds", f"{primary} (primary)", *table.metrics[1:],
+              f"Δ {primary} vs {BASELINE} [95% CI]",
+              *([f"Δ {primary} vs {SINGLE_TEACHER_KD} [95% CI]"] if with_kd else []),
+              "Student params", "Extra params", "GMACs", "Latency (ms, batch 1)", "Throughput (img/s)",
+              "Student train (s)", "Total train, all stages (s)"]
+    align = [":---", ":---", ":---"] + ["---:"] * (len(header) - 3)
     lines = [
         f"## {table.protocol_key}",
         "",
         f"Protocol hash `{table.protocol_hash[:HASH_PREFIX]}` · tier {table.tier or '?'} · teacher {teachers}",
-        "",
-        _markdown_line(header),
-        _markdown_line(align),
     ]
+    for ensemble in table.ensembles:
+        metric = "" if ensemble.metric is None else f" ({primary} {ensemble.metric:.2f})"
+        lines.append(f"Ensemble reference: {ensemble.members}{metric}")
+    lines += ["", _markdown_line(header), _markdown_line(align)]
     for row in table.rows:
         main = row.metrics[primary]
         lines.append(_markdown_line([
-            row.method, row.status, str(row.n),
+            row.method, row.teachers, row.status, str(row.n),
             f"{main.mean:.2f} ± {main.std:.2f} ({main.n})",
             *(_fmt(row.metrics[m].mean, ".2f") for m in table.metrics[1:]),
-            _fmt_diff(row.diff),
+            format_diff(row.diff), *([format_diff(row.diff_kd)] if with_kd else []),
             _fmt(row.student_params, ",d"), _fmt(row.extra_params, ",d"), _fmt(row.gmacs, ".4f"),
             _fmt(row.latency_ms, ".3f"), _fmt(row.throughput_per_s, ",.0f"), _fmt(row.train_seconds, ".1f"),
+            _fmt_stages(row.stage_seconds),
         ]))
+    lines += ["", "Total train: the mean seconds of every training stage (teacher, assistant, ensemble "
+                  "members, student) on the machine that trained it; teachers and assistants are trained once "
+                  "and cached, so the seeds of an entry share that part."]
     return "\n".join(lines) + "\n"
+
+
+def _fmt_stages(stages: dict[str, float] | None) -> str:
+    """``138 (teacher 91 + assistant 33 + student 14)``; the student alone is shown without parts."""
+    if not stages:
+        return ""
+    total = sum(stages.values())
+    if list(stages) == ["student"]:
+        return f"{total:.0f}"
+    members = " + ".join(f"{stage} {seconds:.0f}" for stage, seconds in stages.items())
+    return f"{total:.0f} ({members})"
 
 
 def _teacher_text(teacher: Teacher, primary: str) -> str:
@@ -220,7 +314,7 @@ def _fmt(value: float | None, spec: str) -> str:
     return "" if _missing(value) else format(value, spec)
 
 
-def _fmt_diff(diff: Summary | None) -> str:
+def format_diff(diff: Summary | None) -> str:
     """``+1.20 [+0.40, +2.00]``; no CI with one shared seed, blank with none."""
     if diff is None or diff.n == 0:
         return ""
@@ -236,19 +330,23 @@ def _missing(value: float | None) -> bool:
 def render_csv(table: Table) -> str:
     """One table as CSV with raw numbers (blank cells where a value is not available)."""
     metric_columns = [f"{m}_{stat}" for m in table.metrics for stat in ("mean", "std")]
-    header = ["protocol", "protocol_hash", "method", "status", "n", *metric_columns,
-              "diff_mean", "diff_ci_low", "diff_ci_high", "student_params", "extra_params", "gmacs",
-              "latency_ms", "throughput_per_s", "train_seconds"]
+    header = ["protocol", "protocol_hash", "method", "teachers", "status", "n", *metric_columns,
+              "diff_mean", "diff_ci_low", "diff_ci_high", "diff_kd_mean", "diff_kd_ci_low", "diff_kd_ci_high",
+              "student_params", "extra_params", "gmacs", "latency_ms", "throughput_per_s", "train_seconds",
+              *(f"{stage}_train_seconds" for stage in STAGES if stage != "student"), "total_train_seconds"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for row in table.rows:
-        diff = row.diff or Summary(math.nan, math.nan, 0, math.nan, math.nan)
+        missing = Summary(math.nan, math.nan, 0, math.nan, math.nan)
+        diff, diff_kd, stages = row.diff or missing, row.diff_kd or missing, row.stage_seconds or {}
         values = [row.n,
                   *(v for m in table.metrics for v in (row.metrics[m].mean, row.metrics[m].std)),
-                  diff.mean, diff.ci_low, diff.ci_high, row.student_params, row.extra_params, row.gmacs,
-                  row.latency_ms, row.throughput_per_s, row.train_seconds]
-        writer.writerow([table.protocol_key, table.protocol_hash, row.method, row.status,
+                  diff.mean, diff.ci_low, diff.ci_high, diff_kd.mean, diff_kd.ci_low, diff_kd.ci_high,
+                  row.student_params, row.extra_params, row.gmacs,
+                  row.latency_ms, row.throughput_per_s, row.train_seconds,
+                  *(stages.get(stage) for stage in STAGES if stage != "student"), row.total_train_seconds]
+        writer.writerow([table.protocol_key, table.protocol_hash, row.method, row.teachers, row.status,
                          *("" if _missing(v) else v for v in values)])
     return buffer.getvalue()
 

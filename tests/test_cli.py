@@ -130,3 +130,22 @@ def test_suite_runs_every_smoke_protocol_on_two_processes(tmp_path):
         assert (out / f"{protocol.key}.csv").is_file()
     again = kdbench("suite", "--tier", "smoke", "--results", str(results), "--out", str(out))
     assert again.returncode == 0 and "## classification-smoke@v2" in again.stdout  # nothing left to run
+
+
+def test_sweep_command_writes_the_assistant_table_and_plot(tmp_path):
+    sweep = kdbench("sweep", "--protocol", "classification-smoke", "--results", str(tmp_path / "results"),
+                    "--sweeps", str(tmp_path / "sweeps"), "--quiet")
+    assert sweep.returncode == 0, sweep.stderr
+    assert "TAKD assistant-size sweep" in sweep.stdout and "| tinyresnet_12 |" in sweep.stdout
+    stem = "classification-smoke@v2-takd-assistant-sweep"
+    assert {p.name for p in (tmp_path / "sweeps").glob(stem + ".*")} == {
+        f"{stem}.md", f"{stem}.csv", f"{stem}.png", f"{stem}.svg"}
+
+
+def test_sweep_and_run_reject_bad_teaching_setups_with_exit_2(tmp_path):
+    no_sweep = kdbench("sweep", "--protocol", "pose-smoke", "--sweeps", str(tmp_path / "s"))
+    assert no_sweep.returncode == 2 and "has no 'assistant_sweep'" in no_sweep.stderr
+    bad_chain = kdbench("run", "--protocol", "classification-smoke", "--method", "takd",
+                        "--set", "assistants=['tinyresnet_32']", "--results", str(tmp_path / "r"))
+    assert bad_chain.returncode == 2 and "assistant tinyresnet_32 is not between" in bad_chain.stderr
+    assert not (tmp_path / "r").exists()

@@ -137,7 +137,8 @@ def test_ensemble_files_are_checked_for_count_and_label_space(tiny_protocol, tmp
 
 def test_check_label_space_names_the_teacher_and_both_class_lists():
     teacher = Teacher(torch.nn.Linear(1, 1), "tinyresnet_24", "0" * 64, "zoo", classes=("cat", "dog"))
-    with pytest.raises(TeacherMismatchError, match="ensemble teacher 1 .* 2 classes \\(cat, dog\\), .* 3 \\(a, b, c\\)"):
+    expected = "ensemble teacher 1 .* 2 classes \\(cat, dog\\), .* 3 \\(a, b, c\\)"
+    with pytest.raises(TeacherMismatchError, match=expected):
         check_label_space(teacher, ("a", "b", "c"), "ensemble teacher 1")
     check_label_space(teacher, ("cat", "dog"), "ensemble teacher 1")
 

@@ -1,3 +1,5 @@
+import dataclasses
+
 from leaderboard.plots import Point, pareto_front, write_plots
 from leaderboard.render import build_tables
 
@@ -25,3 +27,12 @@ def test_rendering_twice_gives_the_same_bytes(tmp_path):
     first = {p.name: p.read_bytes() for p in write_plots(table, tmp_path / "a")}
     second = {p.name: p.read_bytes() for p in write_plots(table, tmp_path / "b")}
     assert first == second
+
+
+def test_ensemble_accuracy_is_a_reference_line():
+    from leaderboard.plots import reference_lines
+    from leaderboard.render import Ensemble
+
+    table = dataclasses.replace(build_tables(sample_records())[0],
+                                ensembles=(Ensemble("a + b + c", 81.0), Ensemble("d + e", None)))
+    assert reference_lines(table) == [("ensemble: a + b + c", 81.0)]

@@ -11,7 +11,7 @@ from leaderboard.render import build_tables, render_csv, render_markdown, write_
 
 HASH_V1, HASH_V2 = "a" * 64, "b" * 64
 TEACHER = {"model": "resnet_t", "sha256": "f" * 64, "source": "zoo", "metrics": {"top1": 80.1},
-           "efficiency": {"gmacs": 0.5, "latency_ms": 2.0}}
+           "train_seconds": 100.0, "efficiency": {"gmacs": 0.5, "latency_ms": 2.0}}
 
 
 def record(method, seed, top1, *, version=1, protocol_hash=HASH_V1, status="verified", train_seconds=10.0,
@@ -108,11 +108,13 @@ def test_markdown_formatting():
     assert ("Protocol hash `aaaaaaaaaaaa` · tier mini · teacher resnet_t `ffffffff` (top1 80.10), "
             "0.5000 GMACs, 2.000 ms") in text
     lines = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
-    assert lines["| kd"] == ("| kd | verified | 3 | 73.00 ± 2.00 (3) | 93.00 | +2.00 [-0.48, +4.48] "
-                             "| 12,345 | 0 | 0.0125 | 2.000 | 1,500 | 10.0 |")
-    assert ("| baseline | verified | 3 | 71.00 ± 1.00 (3) | 91.00 |  | 12,345 | 0 | 0.0125 | 1.000 | 1,500 "
-            "| 12.0 |") in text
-    assert "| fitnet | claimed | 2 | 74.00 ± 0.00 (2) |" in text
+    assert lines["| kd"] == ("| kd | resnet_t | verified | 3 | 73.00 ± 2.00 (3) | 93.00 | +2.00 [-0.48, +4.48] "
+                             "|  | 12,345 | 0 | 0.0125 | 2.000 | 1,500 | 10.0 | 110 (teacher 100 + student 10) |")
+    assert ("| baseline | - | verified | 3 | 71.00 ± 1.00 (3) | 91.00 |  |  | 12,345 | 0 | 0.0125 | 1.000 | 1,500 "
+            "| 12.0 | 12 |") in text
+    # fitnet against kd, paired on seeds 0 and 1: differences 3 and 1
+    assert "| fitnet | resnet_t | claimed | 2 | 74.00 ± 0.00 (2) | 94.00 | +3.50 " in text
+    assert "| +2.00 [-10.71, +14.71] |" in lines["| fitnet"]
     header = next(line for line in text.splitlines() if line.startswith("| Method"))
     assert header.count("|") == next(line for line in text.splitlines() if line.startswith("| :---")).count("|")
 
@@ -148,3 +150,45 @@ def test_write_leaderboard(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths)  # no temporary files left
     assert "## classification-mini@v2" in (out / "README.md").read_text()
     assert (out / "classification-mini@v1.csv").read_text() == render_csv(build_tables(store.records())[0])
+
+
+def chain_record(seed, top1):
+    rec = record("takd", seed, top1)
+    rec["teaching"] = {"kind": "chain", "stages": [
+        {"role": "teacher", **TEACHER}, {"role": "assistant", "model": "resnet_a", "sha256": "e" * 64,
+                                         "train_seconds": 30.0, "metrics": {"top1": 75.0}}]}
+    rec["cost"]["stages"] = [{"stage": "teacher", "model": "resnet_t", "train_seconds": 100.0},
+                             {"stage": "assistant", "model": "resnet_a", "train_seconds": 30.0},
+                             {"stage": "student", "model": "s", "train_seconds": 10.0}]
+    return rec
+
+
+def ensemble_record(seed, top1):
+    rec = record("mt-avg", seed, top1)
+    rec["teacher"] = None
+    members = [{"role": "member", **TEACHER, "seed": 0}, {"role": "member", **TEACHER, "seed": 1}]
+    rec["teaching"] = {"kind": "ensemble", "stages": members, "ensemble_metrics": {"top1": 82.5, "top5": 99.0}}
+    rec["cost"]["stages"] = [{"stage": "member", "model": "resnet_t", "train_seconds": 100.0},
+                             {"stage": "member", "model": "resnet_t", "train_seconds": 90.0},
+                             {"stage": "student", "model": "s", "train_seconds": 10.0}]
+    return rec
+
+
+def test_chain_and_ensemble_rows_show_their_teachers_and_every_stage_cost():
+    records = sample_records() + [chain_record(s, 74.0 + s) for s in range(3)] + [ensemble_record(0, 76.0)]
+    [table] = build_tables(records)
+    rows = {row.method: row for row in table.rows}
+    assert rows["takd"].teachers == "resnet_t → resnet_a"
+    assert rows["takd"].stage_seconds == {"teacher": 100.0, "assistant": 30.0, "student": 10.0}
+    assert rows["takd"].total_train_seconds == 140.0
+    assert rows["takd"].diff_kd.mean == pytest.approx(2.0)  # 74, 75, 76 against kd's 71, 73, 75
+    assert rows["mt-avg"].teachers == "resnet_t + resnet_t (seed 1)"
+    assert rows["mt-avg"].stage_seconds == {"member": 190.0, "student": 10.0}
+    text = render_markdown([table])
+    assert "Ensemble reference: resnet_t + resnet_t (seed 1) (top1 82.50)" in text
+    assert "| 140 (teacher 100 + assistant 30 + student 10) |" in text
+    csv_rows = {r["method"]: r for r in csv.DictReader(io.StringIO(render_csv(table)))}
+    assert float(csv_rows["takd"]["assistant_train_seconds"]) == 30.0
+    assert float(csv_rows["mt-avg"]["member_train_seconds"]) == 190.0
+    assert float(csv_rows["takd"]["total_train_seconds"]) == 140.0
+    assert csv_rows["takd"]["teachers"] == "resnet_t → resnet_a"

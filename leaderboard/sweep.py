@@ -1,0 +1,99 @@
+"""Output of the TAKD assistant-size sweep (:mod:`bench.sweep`): Markdown, CSV and a plot.
+
+Written as ``<protocol key>-takd-assistant-sweep.{md,csv,png,svg}``; the plot shows
+the student's primary metric (mean ± std over seeds) against the assistant's
+parameter count, with single-teacher KD and the baseline as reference lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+from bench.paths import atomic_write_text
+from bench.stats import Summary
+from bench.sweep import SweepTable
+from leaderboard.plots import pyplot, save_figure
+from leaderboard.render import format_diff
+
+
+def render_sweep_markdown(table: SweepTable) -> str:
+    p, primary = table.protocol, table.protocol.primary_metric
+    lines = [f"## {p.key}: TAKD assistant-size sweep", "",
+             f"Teacher {p.teacher.model} → assistant → student {p.student}; every stage plain KD "
+             f"(T and alpha of `takd`). Student {primary}: mean ± std over seeds (n); Δ: paired by seed, "
+             "95% Student-t CI. * marks the protocol's own assistant, fixed before any TAKD run.", ""]
+    for name, summary in table.references.items():
+        lines.append(f"- reference `{name}`: {summary.mean:.2f} ± {summary.std:.2f} ({summary.n})")
+    lines += ["", "| Assistant | Params | GMACs | Assistant's own " + primary + " | Student " + primary
+              + " | Δ vs kd [95% CI] | Δ vs baseline [95% CI] | Total train, all stages (s) |",
+              "| :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in table.rows:
+        lines.append("| " + " | ".join([
+            row.assistant + (" *" if row.is_protocol_default else ""), f"{row.assistant_params:,}",
+            "" if row.assistant_gmacs is None else f"{row.assistant_gmacs:.4f}",
+            "" if row.assistant_metric is None else f"{row.assistant_metric:.2f}",
+            f"{row.student.mean:.2f} ± {row.student.std:.2f} ({row.student.n})",
+            format_diff(row.diff_kd), format_diff(row.diff_baseline),
+            "" if row.total_train_seconds is None else f"{row.total_train_seconds:.0f}",
+        ]) + " |")
+    best = max(table.rows, key=lambda r: r.student.mean, default=None)
+    if best is not None:
+        lines += ["", f"Best mean: {best.assistant} ({best.student.mean:.2f})."]
+    return "\n".join(lines) + "\n"
+
+
+def render_sweep_csv(table: SweepTable) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["protocol", "protocol_hash", "assistant", "protocol_default", "assistant_params",
+                     "assistant_gmacs", "assistant_metric", "student_mean", "student_std", "n",
+                     "diff_kd_mean", "diff_kd_ci_low", "diff_kd_ci_high",
+                     "diff_baseline_mean", "diff_baseline_ci_low", "diff_baseline_ci_high", "total_train_seconds"])
+    nan = Summary(math.nan, math.nan, 0, math.nan, math.nan)
+    for row in table.rows:
+        kd, base = row.diff_kd or nan, row.diff_baseline or nan
+        values = [row.assistant_params, row.assistant_gmacs, row.assistant_metric, row.student.mean,
+                  row.student.std, row.student.n, kd.mean, kd.ci_low, kd.ci_high, base.mean, base.ci_low,
+                  base.ci_high, row.total_train_seconds]
+        writer.writerow([table.protocol.key, table.protocol.spec_hash, row.assistant, row.is_protocol_default,
+                         *("" if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in values)])
+    return buffer.getvalue()
+
+
+def write_sweep(table: SweepTable, out_dir: str | Path) -> list[Path]:
+    """Write ``<key>-takd-assistant-sweep.{md,csv,png,svg}`` to ``out_dir``; returns the paths."""
+    out = Path(out_dir)
+    stem = out / f"{table.protocol.key}-takd-assistant-sweep"
+    paths = [stem.with_suffix(".md"), stem.with_suffix(".csv")]
+    atomic_write_text(paths[0], render_sweep_markdown(table))
+    atomic_write_text(paths[1], render_sweep_csv(table))
+    return paths + _plot(table, stem)
+
+
+def _plot(table: SweepTable, stem: Path) -> list[Path]:
+    if not table.rows:
+        return []
+    plt = pyplot()
+
+    primary = table.protocol.primary_metric
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    x = [r.assistant_params / 1e6 for r in table.rows]
+    ax.errorbar(x, [r.student.mean for r in table.rows], yerr=[r.student.std for r in table.rows], fmt="o-",
+                color="tab:red", capsize=3, label="TAKD student (mean ± std)")
+    for r, xi in zip(table.rows, x, strict=True):
+        ax.annotate(r.assistant.split("_")[-1] + (" *" if r.is_protocol_default else ""), (xi, r.student.mean),
+                    textcoords="offset points", xytext=(5, 5), fontsize=8)
+    styles = {"kd": ("--", "tab:blue"), "baseline": (":", "tab:gray")}
+    for name, summary in table.references.items():
+        style, colour = styles[name]
+        ax.axhline(summary.mean, ls=style, color=colour, lw=1, label=f"{name} (no assistant)")
+    ax.set_xscale("log")
+    ax.set_xlabel("assistant size, M parameters (labels: width; * the protocol's assistant)")
+    ax.set_ylabel(f"student {primary}")
+    ax.set_title(f"{table.protocol.key}: student {primary} vs assistant size")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    return save_figure(fig, stem)
