@@ -63,8 +63,6 @@ def reference_lines(table: Table) -> list[tuple[str, float]]:
 def write_plots(table: Table, out_dir: Path) -> list[Path]:
     """Write the table's plots (PNG and SVG per axis); returns the paths (none if nothing to plot)."""
     plt = pyplot()
-    import matplotlib.ticker
-
     written = []
     for axis, axis_label in AXES:
         points = table_points(table, axis)
@@ -84,10 +82,7 @@ def write_plots(table: Table, out_dir: Path) -> list[Path]:
                 label="Pareto front")
         for label, value in reference_lines(table):
             ax.axhline(value, ls=":", color="tab:blue", lw=1, label=label)
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        log_x_axis(ax)
         ax.margins(x=0.25, y=0.15)
         ax.set_xlabel(axis_label)
         ax.set_ylabel(f"{table.primary_metric} (mean ± std over seeds)")
@@ -97,6 +92,16 @@ def write_plots(table: Table, out_dir: Path) -> list[Path]:
         written += save_figure(fig, out_dir / f"{table.protocol_key}-{table.primary_metric}-vs-"
                                           f"{axis.removesuffix('_ms')}")
     return written
+
+
+def log_x_axis(ax) -> None:
+    """A logarithmic x axis with plain-number ticks at 1, 2 and 5 per decade."""
+    import matplotlib.ticker
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def pyplot():

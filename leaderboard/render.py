@@ -18,6 +18,7 @@ import csv
 import io
 import math
 import os
+import re
 from collections import defaultdict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ BASELINE = "baseline"  # the method name of the student trained alone
 SINGLE_TEACHER_KD = "kd"  # the reference of the chain and ensemble methods (Δ vs kd column)
 STAGES = ("teacher", "assistant", "member", "student")  # training stages, in the order they run
 HASH_PREFIX = 12  # characters of the protocol hash shown in headings
+#: names of the files write_leaderboard generates per protocol key: <key>.csv and <key>-<metric>-vs-<axis>.png|svg
+GENERATED_NAME = re.compile(r"[\w.-]+@v\d+(\.csv|-\w+-vs-\w+\.(png|svg))")
 
 
 @dataclass(frozen=True)
@@ -355,6 +358,8 @@ def write_leaderboard(records_root: str | os.PathLike, out_dir: str | os.PathLik
     """Write ``out_dir/README.md`` (all tables), ``out_dir/<protocol key>.csv`` per table and its plots.
 
     Each file is written atomically; returns the written paths, README first.
+    Tables and plots left from protocol keys that have no records any more
+    (e.g. a version whose records were replaced) are removed; nothing else is.
     """
     tables = build_tables(iter_records(records_root))
     out = Path(out_dir)
@@ -367,5 +372,8 @@ def write_leaderboard(records_root: str | os.PathLike, out_dir: str | os.PathLik
 
     for table in tables:
         paths += write_plots(table, out)
+    for stale in sorted(set(out.iterdir()) - set(paths)):
+        if GENERATED_NAME.fullmatch(stale.name):
+            stale.unlink()
     return paths
 

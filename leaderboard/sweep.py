@@ -15,7 +15,7 @@ from pathlib import Path
 from bench.paths import atomic_write_text
 from bench.stats import Summary
 from bench.sweep import SweepTable
-from leaderboard.plots import pyplot, save_figure
+from leaderboard.plots import log_x_axis, pyplot, save_figure
 from leaderboard.render import format_diff
 
 
@@ -90,7 +90,8 @@ def _plot(table: SweepTable, stem: Path) -> list[Path]:
     for name, summary in table.references.items():
         style, colour = styles[name]
         ax.axhline(summary.mean, ls=style, color=colour, lw=1, label=f"{name} (no assistant)")
-    ax.set_xscale("log")
+    log_x_axis(ax)
+    ax.margins(x=0.15)
     ax.set_xlabel("assistant size, M parameters (labels: width; * the protocol's assistant)")
     ax.set_ylabel(f"student {primary}")
     ax.set_title(f"{table.protocol.key}: student {primary} vs assistant size")

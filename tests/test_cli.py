@@ -83,9 +83,11 @@ def test_run_then_regress_end_to_end(tmp_path):
     again = kdbench("run", "--protocol", "classification-smoke", "--method", "kd", "--results", str(results))
     assert "already in" in again.stdout
 
-    # compare with the committed reference of this protocol (other smoke protocols are not run here)
+    # compare with the committed reference of these two methods (other protocols and methods are not run here)
     reference = tmp_path / "reference"
-    shutil.copytree(REGRESSION_REFERENCE / "classification-smoke@v2", reference / "classification-smoke@v2")
+    for method in ("baseline", "kd"):
+        shutil.copytree(REGRESSION_REFERENCE / "classification-smoke@v2" / method,
+                        reference / "classification-smoke@v2" / method)
     passed = kdbench("regress", "--records", str(results), "--reference", str(reference))
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "all" in passed.stdout and "passed" in passed.stdout
@@ -112,8 +114,8 @@ def test_leaderboard_renders_the_published_records(tmp_path):
     code = main(["leaderboard", "--results", str(PUBLISHED_RECORDS), "--out", str(tmp_path)])
     assert code == 0
     text = (tmp_path / "README.md").read_text()
-    assert "classification-mini@v1" in text
-    assert (tmp_path / "classification-mini@v1.csv").is_file()
+    assert "classification-mini@v2" in text and "Ensemble reference:" in text
+    assert (tmp_path / "classification-mini@v2.csv").is_file()
 
 
 def test_suite_runs_every_smoke_protocol_on_two_processes(tmp_path):

@@ -174,3 +174,17 @@ def test_every_registered_chain_is_valid():
         for chain in [protocol.assistants, *((a,) for a in protocol.assistant_sweep)]:
             if chain:
                 validate_chain(task, protocol.teacher.model, chain, protocol.student, 10)
+
+
+def test_ensemble_from_user_files(tiny_protocol, tmp_path):
+    from bench.registry import TASKS
+
+    task = TASKS.get("classification")()
+    files = []
+    for i, recipe in enumerate(tiny_protocol.ensemble):
+        files.append(str(tmp_path / f"member{i}.pt"))
+        torch.save(task.build_model(recipe.model, 20).state_dict(), files[-1])
+    record = run_one(tiny_protocol, "mt-avg", 0, ResultsStore(tmp_path / "r"), RunOptions(ensemble_files=tuple(files)))
+    stages = record["teaching"]["stages"]
+    assert [s["source"] for s in stages] == ["file"] * 3
+    assert [s["model"] for s in stages] == [r.model for r in tiny_protocol.ensemble]

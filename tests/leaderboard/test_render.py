@@ -150,6 +150,14 @@ def test_write_leaderboard(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths)  # no temporary files left
     assert "## classification-mini@v2" in (out / "README.md").read_text()
     assert (out / "classification-mini@v1.csv").read_text() == render_csv(build_tables(store.records())[0])
+    # records of v1 replaced: its table and plots go, files the leaderboard did not write stay
+    (out / "notes.txt").write_text("mine")
+    import shutil
+
+    shutil.rmtree(store.root / "classification-mini@v1")
+    write_leaderboard(store.root, out)
+    assert not list(out.glob("classification-mini@v1*"))
+    assert (out / "classification-mini@v2.csv").is_file() and (out / "notes.txt").read_text() == "mine"
 
 
 def chain_record(seed, top1):
