@@ -140,15 +140,18 @@ class Distiller(nn.Module):
             self.teacher_forwards += len(batch.indices)
         return features
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def loss_inputs(self, batch: Batch) -> LossInputs:
+        """The teachers' features and the student's training forward pass on ``batch``."""
         teachers = self.teacher_features(batch)
         (output, task_losses), student = self.student_recorder.record(
             lambda: self.task.forward_train(self.student, batch)
         )
         student = with_logits(student, output)
-        inputs = LossInputs(student, teachers[0] if teachers else {}, batch.targets, task_losses, self.task,
-                            batch.inputs, teachers)
-        return self.method.losses(inputs, self.extras)
+        return LossInputs(student, teachers[0] if teachers else {}, batch.targets, task_losses, self.task,
+                          batch.inputs, teachers)
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return self.method.losses(self.loss_inputs(batch), self.extras)
 
     def close(self) -> None:
         self.student_recorder.remove()

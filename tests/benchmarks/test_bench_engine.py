@@ -9,11 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.distill import Distiller, with_logits
+from bench.distill import Distiller
 from bench.engine import make_optimizer, seed_everything
-from bench.method import LossInputs
 from bench.protocol import protocols_of_tier
-
 from bench.runner import RunOptions, Workspace, build_method
 from bench.suite import applicable_methods
 
@@ -67,12 +65,7 @@ def test_method_loss_on_fixed_tensors(benchmark, protocol_name, method):
     workspace, batch = prepared(protocol_name)
     distiller = make_distiller(workspace, batch, method)
     distiller.student.train()
-    (output, task_losses), student_features = distiller.student_recorder.record(
-        lambda: workspace.task.forward_train(distiller.student, batch))
-    student_features = with_logits(student_features, output)
-    teacher_features = distiller.teacher_features(batch)
-    inputs = LossInputs(student_features, teacher_features, batch.targets, task_losses, workspace.task,
-                        batch.inputs)
+    inputs = distiller.loss_inputs(batch)
     benchmark(lambda: distiller.method.losses(inputs, distiller.extras))
 
 
