@@ -123,6 +123,16 @@ class Workspace:
             validate_chain(self.task, self.protocol.teacher.model, tuple(method.hparams["assistants"]),
                            self.protocol.student, len(self.classes))
 
+    def teaching_models(self, method: Method) -> list[str]:
+        """The architectures :meth:`teaching` returns for ``method``, known without training anything."""
+        if not method.needs_teacher:
+            return []
+        if method.multi_teacher:
+            return [recipe.model for recipe in self.protocol.ensemble]
+        if method.assistant_chain:
+            return [self.protocol.teacher.model, *method.hparams["assistants"]]
+        return [self.protocol.teacher.model]
+
     def teaching(self, method: Method) -> Teaching:
         """Who teaches the student under ``method``: nobody, the teacher, a chain, or the ensemble."""
         if not method.needs_teacher:

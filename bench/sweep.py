@@ -23,9 +23,9 @@ from bench.errors import ConfigError
 from bench.protocol import Protocol
 from bench.registry import PROTOCOLS
 from bench.results import ResultsStore
-from bench.runner import RunOptions, Workspace, build_method
+from bench.runner import RunOptions
 from bench.stats import Summary, paired_difference, summarize
-from bench.suite import Job, execute, prepare
+from bench.suite import Job, check_and_profile, execute, prepare
 
 METHOD = "takd"
 REFERENCES = ("baseline", "kd")
@@ -70,9 +70,9 @@ def run_assistant_sweep(protocol: Protocol, results: str | Path, sweeps: str | P
         raise ConfigError(f"protocol {protocol.key!r} has no 'assistant_sweep'; protocols with one: "
                           f"{', '.join(sweep_protocols()) or '(none)'}")
     per_assistant = {a: replace(options, hparams={"assistants": [a]}) for a in protocol.assistant_sweep}
-    workspace = Workspace(protocol, options)
-    for opts in per_assistant.values():  # every chain is checked before anything is trained
-        workspace.validate(build_method(protocol, METHOD, opts.hparams))
+    for opts in per_assistant.values():  # every chain is checked, every model profiled, before any training
+        check_and_profile(protocol, [METHOD], opts)
+    check_and_profile(protocol, list(REFERENCES), options)
     reference_store = ResultsStore(results)
     todo: list[Job] = [(protocol, m, s, str(reference_store.root), options) for m in REFERENCES
                        for s in protocol.seeds if options.force or not reference_store.exists(protocol.key, m, s)]
