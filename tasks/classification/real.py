@@ -2,7 +2,9 @@
 
 Two layouts are supported, both as the public downloads ship them:
 
-* CIFAR-10 / CIFAR-100, "python version" (pickled batches), via :func:`load_cifar`;
+* CIFAR-10 / CIFAR-100, "python version" (pickled batches), via :func:`load_cifar`; the
+  pickles are read by a restricted unpickler (:class:`_CifarUnpickler`) that builds only the
+  types the official files hold, so a crafted file cannot run code;
 * a torchvision ``ImageFolder`` tree ``root/{train,val,test}/<class>/<images>``,
   via :func:`load_image_folder`.
 
@@ -84,14 +86,57 @@ def _carve_val(train: Split, val_fraction: float) -> tuple[Split, Split]:
 # ----------------------------------------------------------------------------- CIFAR
 
 
-def _read_pickle(path: Path) -> dict[Any, Any]:
-    """Unpickle one CIFAR file (byte keys), turning any failure into a DataError naming it.
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` as Python 3 pickles ``bytes`` at protocols 0-2: only the latin-1 form."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r} (only latin1 is allowed)")
+    return text.encode("latin1")
 
-    Pickle can run code: only load CIFAR files from a trusted download.
-    """
+
+def _numpy_globals() -> dict[tuple[str, str], Any]:
+    """The globals a pickled numpy array names: the reconstructor (``_reconstruct``, or ``_frombuffer``
+    at protocol 5), ``ndarray`` and ``dtype``, under numpy 1's (``numpy.core``, as in the official
+    python2/3 CIFAR files) and numpy 2's (``numpy._core``) module names. Each name resolves to the
+    object this numpy pickles with, so no module is imported by name."""
+    reconstruct = np.zeros(0).__reduce__()[0]
+    frombuffer = np.zeros(0).__reduce_ex__(5)[0]
+    allowed: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    for core in ("numpy.core", "numpy._core"):
+        allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct
+        allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer
+    return allowed
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that builds only what the official CIFAR files hold: dicts, lists, tuples,
+    bytes, str, numbers and numpy arrays. Any other global (``os.system``, a class to instantiate)
+    is refused before it is called, so a crafted ``data_batch_1`` cannot run code."""
+
+    ALLOWED = {**_numpy_globals(), ("_codecs", "encode"): _latin1_encode}
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self.ALLOWED[(module, name)]
+        except KeyError:
+            raise _RefusedGlobal(f"{module}.{name}") from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise _RefusedGlobal(f"persistent id {pid!r}")
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A CIFAR pickle named a type or function outside :attr:`_CifarUnpickler.ALLOWED`."""
+
+
+def _read_pickle(path: Path) -> dict[Any, Any]:
+    """Unpickle one CIFAR file (byte keys) with :class:`_CifarUnpickler`, turning any failure into a
+    DataError naming the file (and, for a refused type, the type): no code in the file is run."""
     try:
         with open(path, "rb") as f:
-            obj = pickle.load(f, encoding="bytes")
+            obj = _CifarUnpickler(f, encoding="bytes").load()
+    except _RefusedGlobal as exc:
+        raise DataError(f"CIFAR file {path} refers to {exc}, which the official CIFAR files never contain; "
+                        "refused to load it (allowed: dicts, lists, bytes, str, numbers, numpy arrays)") from None
     except Exception as exc:  # a corrupt pickle can raise nearly anything
         raise DataError(f"cannot read CIFAR file {path}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(obj, dict):

@@ -308,3 +308,105 @@ def test_image_folder_corrupt_image_names_file(tmp_path: Path) -> None:
     with pytest.raises(DataError) as exc:
         load_image_folder(tmp_path)
     assert str(bad) in str(exc.value)
+
+
+# ----------------------------------------------------------------------------- CIFAR: restricted unpickling
+
+
+def _py2_str(data: bytes) -> bytes:
+    """A Python 2 ``str`` as cPickle protocol 2 writes it (SHORT_BINSTRING / BINSTRING)."""
+    if len(data) < 256:
+        return b"U" + bytes([len(data)]) + data
+    return b"T" + len(data).to_bytes(4, "little") + data
+
+
+def _py2_int(value: int) -> bytes:
+    return b"J" + value.to_bytes(4, "little", signed=True)
+
+
+def _py2_uint8_array(rows: np.ndarray) -> bytes:
+    """A uint8 (N, M) array exactly as numpy 1 under Python 2 pickled the official CIFAR batches:
+    ``numpy.core.multiarray._reconstruct(numpy.ndarray, (0,), 'b')`` then its state, with a
+    ``numpy.dtype('u1', 0, 1)``."""
+    dtype = (b"cnumpy\ndtype\n" + _py2_str(b"u1") + b"K\x00K\x01\x87R"
+             + b"(K\x03" + _py2_str(b"|") + b"NNN" + _py2_int(-1) + _py2_int(-1) + b"K\x00tb")
+    shape = _py2_int(rows.shape[0]) + _py2_int(rows.shape[1]) + b"\x86"
+    return (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + _py2_str(b"b") + b"\x87R"
+            + b"(K\x01" + shape + dtype + b"\x89" + _py2_str(rows.tobytes()) + b"tb")
+
+
+def _py2_pickle(obj: dict[bytes, object]) -> bytes:
+    """The official files' format, written without Python 2: a dict of py2 strs, ints, lists and arrays."""
+
+    def value(v: object) -> bytes:
+        if isinstance(v, bytes):
+            return _py2_str(v)
+        if isinstance(v, np.ndarray):
+            return _py2_uint8_array(v)
+        if isinstance(v, int):
+            return _py2_int(v)
+        return b"](" + b"".join(value(x) for x in v) + b"e"
+
+    return b"\x80\x02}(" + b"".join(_py2_str(k) + value(v) for k, v in obj.items()) + b"u."
+
+
+def test_cifar_reads_python2_pickles_as_the_official_files_are_written(tmp_path: Path) -> None:
+    folder, labels, test_rows = make_cifar10(tmp_path)
+    for path in folder.iterdir():  # rewrite every file in the py2 cPickle format, numpy.core names
+        path.write_bytes(_py2_pickle(pickle.loads(path.read_bytes(), encoding="bytes")))
+    assert b"numpy.core.multiarray\n_reconstruct" in (folder / "test_batch").read_bytes()
+    splits = load_cifar(tmp_path)
+    assert splits["train"].classes == tuple(C10_NAMES)
+    assert splits["test"].inputs.reshape(7, -1).numpy().tolist() == test_rows.tolist()
+    assert sorted(torch.cat([splits["train"].targets, splits["val"].targets]).tolist()) == sorted(labels.tolist())
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar_reads_python3_pickles_of_every_protocol(tmp_path: Path, protocol: int) -> None:
+    folder, _, test_rows = make_cifar10(tmp_path)
+    for path in folder.iterdir():
+        path.write_bytes(pickle.dumps(pickle.loads(path.read_bytes(), encoding="bytes"), protocol=protocol))
+    assert load_cifar(tmp_path)["test"].inputs.reshape(7, -1).numpy().tolist() == test_rows.tolist()
+
+
+class _RunsCode:
+    """Unpickles as ``func(*args)``: what a crafted dataset file would do."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_cifar_pickle_that_runs_code_is_refused_and_the_code_never_runs(tmp_path: Path, protocol: int) -> None:
+    import os
+
+    folder, _, _ = make_cifar10(tmp_path)
+    marker = tmp_path / "pwned"
+    path = folder / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"labels": _RunsCode(os.system, f"touch {marker}"),
+                                   b"data": np.zeros((1, 3072), np.uint8)}, protocol=protocol))
+    with pytest.raises(DataError) as exc:
+        load_cifar(tmp_path)
+    assert not marker.exists()
+    assert str(path) in str(exc.value) and f"{os.system.__module__}.system" in str(exc.value)
+
+
+@pytest.mark.parametrize("func", [eval, getattr, pickle.loads], ids=["eval", "getattr", "pickle.loads"])
+def test_cifar_refuses_every_callable_outside_the_official_types(tmp_path: Path, func) -> None:
+    folder, _, _ = make_cifar10(tmp_path)
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": _RunsCode(func, "1")}, protocol=2))
+    # protocol 2 names builtins "__builtin__" and pickle.loads "_pickle": match the function's name
+    with pytest.raises(DataError, match=rf"batches.meta refers to \S+\.{func.__name__}, .*refused"):
+        load_cifar(tmp_path)
+
+
+def test_cifar_refuses_codecs_other_than_latin1(tmp_path: Path) -> None:
+    import codecs
+
+    folder, _, _ = make_cifar10(tmp_path)
+    (folder / "test_batch").write_bytes(pickle.dumps({b"labels": _RunsCode(codecs.encode, "x", "rot13")}, protocol=2))
+    with pytest.raises(DataError, match="test_batch.*only latin1"):
+        load_cifar(tmp_path)
