@@ -18,9 +18,9 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.distill import Distiller
-from bench.errors import NonFiniteLossError
+from bench.errors import DataError, NonFiniteLossError
 from bench.protocol import Schedule
-from bench.task import Split
+from bench.task import Split, Task
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -46,6 +46,22 @@ def make_optimizer(params, schedule: Schedule, total_steps: int):
     return optimizer, lr_scheduler
 
 
+def steps_per_epoch(task: Task, split: Split, batch_size: int, what: str = "the student") -> int:
+    """Training steps in one epoch of ``split``; raises :class:`DataError` with the numbers when that
+    is 0, i.e. when the split is smaller than one batch.
+
+    The last partial batch of an epoch is dropped (:meth:`~bench.task.Task.train_batches`), so a
+    split of 15 samples at batch 50 would train nothing and still write a record. Refusing (rather
+    than keeping the partial batch) changes no number of a published protocol.
+    """
+    steps = task.batches_per_epoch(split, batch_size)
+    if steps < 1:
+        raise DataError(f"training {what}: the training split ({split.source}) has {len(split)} samples, "
+                        f"fewer than one batch of {batch_size}, so it would train 0 steps (the last partial "
+                        f"batch is dropped); use a dataset with at least {batch_size} training samples")
+    return steps
+
+
 @dataclass
 class TrainStats:
     """What a training run cost and how it ended."""
@@ -68,12 +84,12 @@ def train(
     """Train ``distiller.student`` (and the method's extras) for ``schedule.epochs``.
 
     Raises :class:`NonFiniteLossError` naming the step and the loss terms as soon
-    as the summed loss is NaN or infinite; the student is left as it was then.
+    as the summed loss is NaN or infinite; the student is left as it was then. A split smaller than
+    one batch raises :class:`DataError` before any step (see :func:`steps_per_epoch`).
     """
     task = distiller.task
     device = device or torch.device("cpu")
-    steps_per_epoch = task.batches_per_epoch(split, schedule.batch_size)
-    total = steps_per_epoch * schedule.epochs
+    total = steps_per_epoch(task, split, schedule.batch_size, desc) * schedule.epochs
     optimizer, lr_scheduler = make_optimizer(distiller.trainable_parameters(), schedule, total)
     distiller.student.train()
     if distiller.extras is not None:

@@ -44,3 +44,50 @@ def test_record_carries_the_protocol_identity_and_costs(tmp_path, tiny_protocol)
     assert record["cost"]["steps"] == 800 // 50
     assert isinstance(record["metrics"]["top1"], float)
     assert record["provenance"]["threads"] == tiny_protocol.threads
+
+
+def _train_size(protocol) -> int:
+    from bench.registry import TASKS
+
+    return len(TASKS.get(protocol.task)().load_splits(protocol.dataset)["train"])
+
+
+@pytest.mark.parametrize("method,stage", [("baseline", "student"), ("kd", "teacher")])
+def test_a_split_smaller_than_one_batch_is_refused_before_any_training(tmp_path, tiny_protocol, monkeypatch,
+                                                                       method, stage):
+    """Dropping the last partial batch would train 0 steps and still write a record: refuse with the numbers."""
+    import dataclasses
+
+    from bench.errors import DataError
+    from bench.teachers import TeacherZoo
+
+    n = _train_size(tiny_protocol)
+    big = dataclasses.replace(tiny_protocol.schedule, batch_size=n + 1)
+    if stage == "student":
+        protocol = dataclasses.replace(tiny_protocol, schedule=big)
+    else:
+        protocol = dataclasses.replace(tiny_protocol, teacher=dataclasses.replace(tiny_protocol.teacher, schedule=big))
+    monkeypatch.setattr(TeacherZoo, "_train", lambda *a, **k: pytest.fail("a teacher was trained"))
+    with pytest.raises(DataError, match=rf"training {stage} .*has {n} samples, fewer than one batch of {n + 1}"):
+        run_one(protocol, method, 0, ResultsStore(tmp_path))
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+def test_train_itself_refuses_zero_steps(tiny_protocol):
+    """The engine's own guard, for callers that skip the runner's validation (the teacher zoo)."""
+    import dataclasses
+
+    from bench.distill import Distiller
+    from bench.engine import seed_everything, train
+    from bench.errors import DataError
+    from bench.registry import TASKS
+
+    task = TASKS.get(tiny_protocol.task)()
+    split = task.load_splits(tiny_protocol.dataset)["train"]
+    student = task.build_model(tiny_protocol.student, len(split.classes))
+    distiller = Distiller(task, student, tiny_protocol.student, METHODS.get("baseline")(), [])
+    schedule = dataclasses.replace(tiny_protocol.schedule, batch_size=len(split) + 1)
+    before = [p.detach().clone() for p in student.parameters()]
+    with pytest.raises(DataError, match=f"{len(split)} samples"):
+        train(distiller, split, schedule, tiny_protocol.augmentation, seed_everything(0), desc="student x")
+    assert all(torch.equal(a, b) for a, b in zip(before, student.parameters(), strict=True))
