@@ -25,7 +25,9 @@ focal loss. L_hard is the student's focal loss; L_smoothL1 the student's own
 box loss (L1 in torchvision's RetinaNet); L_b uses foreground anchors (assigned
 as RetinaNet does, :mod:`tasks.detection.assign`) and is averaged over them.
 The hint is the mean squared error at ``neck.p3`` (stride 8) through a 3x3
-conv adapter.
+conv adapter. Anchors are assigned in the frame the detector sees (images
+resized, batch padded: :meth:`tasks.detection.task.DetectionTask.detector_frame`),
+the frame of the head's outputs and of the detector's own losses.
 """
 
 from __future__ import annotations
@@ -71,10 +73,14 @@ class Chen2017(Method):
     def losses(self, inputs: LossInputs, extras: nn.Module) -> dict[str, torch.Tensor]:
         h = self.hparams
         student, teacher = inputs.student["head.out"], inputs.teacher["head.out"]
-        anchors = inputs.task.anchors_all(tuple(inputs.inputs[0].shape[-2:])).to(student["cls_logits"].device)
+        frame_hw, boxes = inputs.task.detector_frame(inputs.inputs, inputs.targets)
+        anchors = inputs.task.anchors_all(frame_hw).to(student["cls_logits"].device)
+        if anchors.shape[0] != student["cls_logits"].shape[1]:
+            raise ValueError(f"chen2017: {anchors.shape[0]} anchors for a {frame_hw[0]}x{frame_hw[1]} input frame, "
+                             f"but the head scored {student['cls_logits'].shape[1]}")
         soft, bound, n_foreground = 0.0, [], 0
-        for i, target in enumerate(inputs.targets):
-            foreground, _, regression_targets = assign(anchors, target["boxes"])
+        for i, image_boxes in enumerate(boxes):
+            foreground, _, regression_targets = assign(anchors, image_boxes.to(anchors.device))
             n_foreground += int(foreground.sum())
             soft = soft + soft_binary_ce(student["cls_logits"][i], teacher["cls_logits"][i], h["background_weight"])
             bound.append(bounded_regression(student["bbox_regression"][i][foreground],

@@ -13,7 +13,16 @@ psi x (that box's maximum IoU), psi = 0.5; masks are united over boxes
 
 Applied here to every FPN level of a RetinaNet (strides 4, 8, 16), each with
 its own adapter, its own anchors and its own mask, and the per-level losses
-summed; the paper imitates one feature map (Faster R-CNN's RPN input).
+summed; the paper imitates one feature map (Faster R-CNN's RPN input). On a
+pyramid, each object's threshold is psi x its maximum IoU over the anchors of
+*all* levels (:func:`tasks.detection.imitation.imitation_masks`): an object
+that fits no anchor of a level marks few or no cells there, closest to the
+paper's "locations near objects". Taking the maximum per level instead (every
+object marks cells on every level) is the ``fgfi-per-level`` ablation
+(:mod:`baselines.fgfi_per_level`). Boxes and anchors are taken in the frame the
+detector sees (images resized and the batch padded:
+:meth:`tasks.detection.task.DetectionTask.detector_frame`), as the reference
+code takes them in Faster R-CNN's rescaled input.
 Deviations, stated: the adapter has no ReLU by default, because FPN outputs
 (unlike the paper's conv5 feature) take negative values a ReLU could never
 match; adapters use PyTorch's default init rather than N(0, 1e-4); there is no
@@ -22,12 +31,14 @@ match; adapters use PyTorch's default init rather than N(0, 1e-4); there is no
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from bench.method import LossInputs, Method
 from bench.registry import METHODS
-from tasks.detection.imitation import imitation_loss, imitation_mask
+from tasks.detection.imitation import imitation_loss, imitation_mask, imitation_masks
 
 LEVELS = ("neck.p2", "neck.p3", "neck.p4")
 
@@ -40,6 +51,8 @@ class FGFI(Method):
     student_features = LEVELS
     teacher_features = LEVELS
     tasks = ("detection",)
+    #: False: one threshold per object across all levels (the default); True: one per level (the ablation)
+    per_level_threshold: ClassVar[bool] = False
 
     def build_extras(self, student_shapes, teacher_shapes) -> nn.Module:
         adapters = {}
@@ -50,21 +63,26 @@ class FGFI(Method):
             adapters[level.replace(".", "_")] = nn.Sequential(*layers)
         return nn.ModuleDict(adapters)
 
-    def mask(self, inputs: LossInputs, level: str, feature: torch.Tensor) -> torch.Tensor:
-        """The imitation mask (B, H, W) at ``level``."""
-        image_hw = tuple(inputs.inputs[0].shape[-2:])
-        feature_hw = tuple(feature.shape[-2:])
-        anchors = inputs.task.anchors_at(level, feature_hw, image_hw).to(feature.device)
-        num_anchors = anchors.shape[0] // (feature_hw[0] * feature_hw[1])
-        boxes = [t["boxes"] for t in inputs.targets]
-        return imitation_mask(boxes, anchors, feature_hw, num_anchors, psi=self.hparams["psi"])
+    def masks(self, inputs: LossInputs, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The imitation mask (B, H, W) of every level, from the boxes and anchors in the detector's frame."""
+        frame_hw, boxes = inputs.task.detector_frame(inputs.inputs, inputs.targets)
+        sizes = [tuple(features[level].shape[-2:]) for level in LEVELS]
+        anchors = [inputs.task.anchors_at(level, hw, frame_hw).to(features[level].device)
+                   for level, hw in zip(LEVELS, sizes, strict=True)]
+        counts = [a.shape[0] // (hw[0] * hw[1]) for a, hw in zip(anchors, sizes, strict=True)]
+        psi = self.hparams["psi"]
+        if self.per_level_threshold:
+            masks = [imitation_mask(boxes, a, hw, n, psi) for a, hw, n in zip(anchors, sizes, counts, strict=True)]
+        else:
+            masks = imitation_masks(boxes, anchors, sizes, counts, psi)
+        return dict(zip(LEVELS, masks, strict=True))
 
     def losses(self, inputs: LossInputs, extras: nn.Module) -> dict[str, torch.Tensor]:
         terms = dict(inputs.task_losses)
         total = 0.0
+        masks = self.masks(inputs, inputs.student)
         for level in LEVELS:
-            student, teacher = inputs.student[level], inputs.teacher[level]
-            adapted = extras[level.replace(".", "_")](student)
-            total = total + imitation_loss(adapted, teacher, self.mask(inputs, level, student))
+            adapted = extras[level.replace(".", "_")](inputs.student[level])
+            total = total + imitation_loss(adapted, inputs.teacher[level], masks[level])
         terms["imitation"] = self.hparams["weight"] * total
         return terms

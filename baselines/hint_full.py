@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from baselines.fgfi import FGFI
+from baselines.fgfi import FGFI, LEVELS
 from bench.method import LossInputs
 from bench.registry import METHODS
 
@@ -21,5 +21,6 @@ class HintFull(FGFI):
 
     defaults = {"weight": 0.01, "adapter_relu": False}
 
-    def mask(self, inputs: LossInputs, level: str, feature: torch.Tensor) -> torch.Tensor:
-        return torch.ones(feature.shape[0], *feature.shape[-2:], device=feature.device)
+    def masks(self, inputs: LossInputs, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {level: torch.ones(f.shape[0], *f.shape[-2:], device=f.device) for level, f in features.items()
+                if level in LEVELS}

@@ -17,7 +17,7 @@ from torchvision.ops import box_iou
 
 def imitation_mask(gt_boxes: Sequence[Tensor], anchors: Tensor, feature_hw: tuple[int, int], num_anchors: int,
                    psi: float = 0.5) -> Tensor:
-    """The FGFI imitation mask I of shape (B, H, W), values in {0, 1}.
+    """The FGFI imitation mask I of shape (B, H, W), values in {0, 1}, for one feature map.
 
     Wang, Yuan, Zhang, Feng, "Distilling Object Detectors with Fine-grained Feature Imitation",
     CVPR 2019. For every image b and every ground-truth box g:
@@ -28,30 +28,51 @@ def imitation_mask(gt_boxes: Sequence[Tensor], anchors: Tensor, feature_hw: tupl
     * I_b(i, j) = 1 if sum_g [(i, j) positive for g] > 0 else 0.
 
     Args:
-        gt_boxes: one (K_b, 4) tensor per image, xyxy in input-image pixels (K_b may be 0: all-zero mask).
+        gt_boxes: one (K_b, 4) tensor per image, xyxy in the detector's input frame (K_b may be 0:
+            all-zero mask).
         anchors: (H·W·A, 4) xyxy pixels for one feature level in torchvision ``AnchorGenerator`` order:
             location-major, row by row (for each y, for each x), the A cell anchors of a location adjacent.
         feature_hw: (H, W) of the feature level.
         num_anchors: A, anchors per location.
         psi: threshold factor, 0 <= psi < 1 (0.5 in the paper; 1 would leave nothing since the test is strict).
     """
-    height, width = (int(v) for v in feature_hw)
+    return imitation_masks(gt_boxes, [anchors], [feature_hw], [num_anchors], psi)[0]
+
+
+def imitation_masks(gt_boxes: Sequence[Tensor], anchors: Sequence[Tensor], feature_hws: Sequence[tuple[int, int]],
+                    num_anchors: Sequence[int], psi: float = 0.5) -> list[Tensor]:
+    """FGFI imitation masks of several feature levels with one threshold per object across them.
+
+    As :func:`imitation_mask`, except that F_g = psi · max IoU of g over the anchors of *every*
+    given level: a location of level l is positive for g if one of its anchors has IoU > F_g.
+    An object that fits no anchor of a level (a small object on a coarse level) then marks few
+    or no cells there, which is what the paper's "locations near objects" means on a pyramid.
+    With one level this is :func:`imitation_mask`. Returns one (B, H_l, W_l) mask per level.
+    """
     if not 0.0 <= psi < 1.0:
         raise ValueError(f"psi must lie in [0, 1), got {psi}")
-    if anchors.dim() != 2 or anchors.shape[1] != 4 or anchors.shape[0] != height * width * num_anchors:
-        raise ValueError(f"anchors {tuple(anchors.shape)} do not match H*W*A = {height}*{width}*{num_anchors} boxes")
-    dtype = anchors.dtype if anchors.is_floating_point() else torch.float32
-    anchors = anchors.to(dtype)
-    mask = torch.zeros(len(gt_boxes), height, width, dtype=dtype, device=anchors.device)
+    if not len(anchors) == len(feature_hws) == len(num_anchors) or not anchors:
+        raise ValueError(f"{len(anchors)} anchor sets, {len(feature_hws)} feature sizes and {len(num_anchors)} "
+                         "anchor counts: give one of each per level (at least one level)")
+    sizes = [tuple(int(v) for v in hw) for hw in feature_hws]
+    for level_anchors, (height, width), count in zip(anchors, sizes, num_anchors, strict=True):
+        if level_anchors.dim() != 2 or level_anchors.shape[1] != 4 or level_anchors.shape[0] != height * width * count:
+            raise ValueError(f"anchors {tuple(level_anchors.shape)} do not match H*W*A = {height}*{width}*{count} "
+                             "boxes")
+    device = anchors[0].device
+    dtype = anchors[0].dtype if anchors[0].is_floating_point() else torch.float32
+    anchors = [a.to(device=device, dtype=dtype) for a in anchors]
+    masks = [torch.zeros(len(gt_boxes), h, w, dtype=dtype, device=device) for h, w in sizes]
     for b, boxes in enumerate(gt_boxes):
-        boxes = torch.as_tensor(boxes).to(device=anchors.device, dtype=dtype).reshape(-1, 4)
+        boxes = torch.as_tensor(boxes).to(device=device, dtype=dtype).reshape(-1, 4)
         if boxes.shape[0] == 0:
             continue
-        iou = box_iou(boxes, anchors)  # (K, H*W*A)
-        threshold = psi * iou.max(dim=1, keepdim=True).values
-        positive = (iou > threshold).view(-1, height, width, num_anchors).any(dim=3)  # (K, H, W)
-        mask[b] = (positive.sum(dim=0) > 0).to(dtype)
-    return mask
+        ious = [box_iou(boxes, level_anchors) for level_anchors in anchors]  # (K, H_l*W_l*A_l) each
+        threshold = psi * torch.stack([iou.max(dim=1).values for iou in ious]).max(dim=0).values[:, None]
+        for mask, iou, (height, width), count in zip(masks, ious, sizes, num_anchors, strict=True):
+            positive = (iou > threshold).view(-1, height, width, count).any(dim=3)  # (K, H, W)
+            mask[b] = (positive.sum(dim=0) > 0).to(dtype)
+    return masks
 
 
 def imitation_loss(student_adapted: Tensor, teacher: Tensor, mask: Tensor) -> Tensor:

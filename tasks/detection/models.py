@@ -6,8 +6,10 @@ three (strides 4, 8, 16: fine enough for 5-pixel objects in 64x64 images) with
 ``2w`` output channels, and torchvision's
 ``RetinaNet`` head and losses (focal loss, smooth-L1/GIoU box regression).
 Anchors: one size per level (``ANCHOR_SIZES``) times three aspect ratios.
-Images are neither resized nor padded beyond the stride (``min_size`` and
-``max_size`` are the dataset's image size).
+The input transform (:func:`detector_transform`) resizes every image so that its
+longer side is 64 pixels (the generated 64x64 scenes are left as they are;
+real COCO images are shrunk) and pads the batch to a multiple of 32, so the
+frame the detector sees can differ from the stored image's.
 
 Feature points: ``neck.p2`` / ``neck.p3`` / ``neck.p4`` are the FPN outputs at
 strides 4 / 8 / 16 (named by the usual convention, p_k at stride 2^k; the
@@ -24,6 +26,7 @@ from torch import nn
 from torchvision.models.detection import RetinaNet
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork
 
 from bench.registry import register_widths
@@ -70,6 +73,15 @@ def anchor_generator() -> AnchorGenerator:
     return AnchorGenerator(ANCHOR_SIZES, ASPECT_RATIOS)
 
 
+def detector_transform(image_size: int = IMAGE_SIZE) -> GeneralizedRCNNTransform:
+    """The detector's input transform: each image resized so its longer side is ``image_size``
+    (a square image of that size is left as is), normalised, and the batch zero-padded at the
+    bottom and right to a multiple of 32. Every detector of this module uses exactly this one, so
+    :meth:`tasks.detection.task.DetectionTask.detector_frame` can reproduce the frame it sees."""
+    return GeneralizedRCNNTransform(min_size=image_size, max_size=image_size, image_mean=list(PIXEL_MEAN),
+                                    image_std=list(PIXEL_STD))
+
+
 def build_retinanet(width: int, num_classes: int, image_size: int = IMAGE_SIZE) -> RetinaNet:
     """RetinaNet over :class:`PyramidBackbone`; ``num_classes`` counts real classes (background implicit).
 
@@ -80,11 +92,13 @@ def build_retinanet(width: int, num_classes: int, image_size: int = IMAGE_SIZE) 
     anchors = anchor_generator()
     head = RetinaNetHead(backbone.out_channels, anchors.num_anchors_per_location()[0], num_classes + 1,
                          norm_layer=partial(nn.GroupNorm, 4))
-    return RetinaNet(
+    model = RetinaNet(
         backbone, num_classes=num_classes + 1, anchor_generator=anchors, head=head,
         min_size=image_size, max_size=image_size, image_mean=list(PIXEL_MEAN), image_std=list(PIXEL_STD),
         score_thresh=0.05, detections_per_img=50,
     )
+    model.transform = detector_transform(image_size)  # the same settings, from the one definition
+    return model
 
 
 register_widths("retinanet_fpn_", build_retinanet, (4, 6, 8, 12, 16, 24),

@@ -23,7 +23,7 @@ from bench.registry import DATASETS, MODELS, TASKS
 from bench.task import Batch, Split, Task
 from tasks.detection import coco, scenes
 from tasks.detection.metric import coco_map
-from tasks.detection.models import FEATURE_POINTS, LEVEL_STRIDES, anchor_generator
+from tasks.detection.models import FEATURE_POINTS, LEVEL_STRIDES, anchor_generator, detector_transform
 
 
 
@@ -69,6 +69,21 @@ class DetectionTask(Task):
         images, _ = model.transform(batch.inputs)
         features = list(model.backbone(images.tensors).values())
         return model.head(features)
+
+    def detector_frame(self, images: list[torch.Tensor], targets: list[dict]
+                       ) -> tuple[tuple[int, int], list[torch.Tensor]]:
+        """The frame the detector sees: ``((H, W) of the padded batch, each image's boxes in it)``.
+
+        The detector resizes each image (longer side to 64 pixels) and pads the batch
+        (:func:`tasks.detection.models.detector_transform`); its anchors are laid over the padded
+        batch and its targets are the resized boxes. Methods that compare ground truth with anchors
+        or feature cells (FGFI's mask, ``chen2017``'s assignment) must work in this frame, not in the
+        stored image's: on real COCO the two differ (on the generated 64x64 scenes they coincide).
+        """
+        with torch.no_grad():
+            image_list, resized = detector_transform()(
+                list(images), [{"boxes": t["boxes"]} for t in targets])
+        return tuple(int(v) for v in image_list.tensors.shape[-2:]), [t["boxes"] for t in resized]
 
     def anchors_at(self, point: str, feature_hw: tuple[int, int], image_hw: tuple[int, int]) -> torch.Tensor:
         """The detector's anchors (xyxy, location-major) at feature point ``point`` of one image."""

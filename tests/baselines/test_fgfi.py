@@ -5,10 +5,11 @@ import torch
 from torchvision.models.detection.image_list import ImageList
 
 from baselines.fgfi import FGFI, LEVELS
+from baselines.fgfi_per_level import FGFIPerLevel
 from baselines.hint_full import HintFull
 from bench.method import LossInputs
 from bench.registry import TASKS
-from tasks.detection.imitation import imitation_loss, imitation_mask
+from tasks.detection.imitation import imitation_loss, imitation_mask, imitation_masks
 from tasks.detection.models import anchor_generator
 
 SIZES = {"neck.p2": 16, "neck.p3": 8, "neck.p4": 4}  # feature sizes of a 64x64 image
@@ -32,25 +33,44 @@ def build(method_cls, inputs, **hparams):
     return method, method.build_extras(shapes_s, shapes_t)
 
 
-def test_fgfi_is_the_weighted_sum_of_masked_imitation_over_levels():
+def level_anchors(inputs):
+    return [inputs.task.anchors_at(level, (SIZES[level],) * 2, (64, 64)) for level in LEVELS]
+
+
+@pytest.mark.parametrize("method_cls", [FGFI, FGFIPerLevel])
+def test_fgfi_is_the_weighted_sum_of_masked_imitation_over_levels(method_cls):
+    """Cross-level (fgfi): one threshold per object over all levels' anchors; fgfi-per-level: one per level."""
     inputs = make_inputs()
-    method, extras = build(FGFI, inputs)
+    method, extras = build(method_cls, inputs)
     terms = method.losses(inputs, extras)
+    boxes, hws = [t["boxes"] for t in inputs.targets], [(SIZES[level],) * 2 for level in LEVELS]
+    if method_cls is FGFI:
+        masks = imitation_masks(boxes, level_anchors(inputs), hws, [3, 3, 3], psi=0.5)
+    else:
+        masks = [imitation_mask(boxes, a, hw, 3, psi=0.5) for a, hw in zip(level_anchors(inputs), hws, strict=True)]
     expected = 0.0
-    for level in LEVELS:
-        n = SIZES[level]
-        anchors = inputs.task.anchors_at(level, (n, n), (64, 64))
-        mask = imitation_mask([t["boxes"] for t in inputs.targets], anchors, (n, n), 3, psi=0.5)
+    for level, mask in zip(LEVELS, masks, strict=True):
         adapted = extras[level.replace(".", "_")](inputs.student[level])
         expected = expected + imitation_loss(adapted, inputs.teacher[level], mask)
     assert terms["classification"].item() == 1.5
     torch.testing.assert_close(terms["imitation"], 0.01 * expected)
 
 
+def test_a_small_object_marks_no_coarse_cells_with_the_cross_level_threshold():
+    """A 6x6 box fits the stride-4 anchors (size 8) far better than the stride-16 ones (size 32):
+    with one threshold across levels it marks nothing on neck.p4; per level it still does."""
+    inputs = make_inputs()
+    inputs.targets = [{"boxes": torch.tensor([[40.0, 40.0, 46.0, 46.0]])}] * 2
+    cross = FGFI().masks(inputs, inputs.student)
+    per_level = FGFIPerLevel().masks(inputs, inputs.student)
+    assert cross["neck.p2"].sum() > 0 and torch.equal(cross["neck.p2"], per_level["neck.p2"])
+    assert cross["neck.p4"].sum() == 0 < per_level["neck.p4"].sum()
+
+
 def test_fgfi_mask_covers_objects_only():
     inputs = make_inputs()
     method, _ = build(FGFI, inputs)
-    mask = method.mask(inputs, "neck.p2", inputs.student["neck.p2"])
+    mask = method.masks(inputs, inputs.student)["neck.p2"]
     assert mask[1].sum() == 0  # the image without objects imitates nothing
     assert 0 < mask[0].sum() < 256  # some, not all, locations near the two boxes
     assert mask[0, 0:4, 0:4].sum() > 0 and mask[0, 15, 0] == 0
