@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -72,7 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.protocol import get_protocol
     from bench.registry import METHODS
     from bench.results import ResultsStore
-    from bench.runner import Workspace, run_one
+    from bench.identity import data_fingerprint
+    from bench.runner import Workspace, run_identity, run_one
 
     protocol = get_protocol(args.protocol)
     METHODS.get(args.method)  # unknown names fail before any data is touched
@@ -80,34 +82,61 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = _options(args, teacher_file=args.teacher, teacher_sha256=args.teacher_sha256,
                        ensemble_files=tuple(args.ensemble_teacher), hparams=parse_sets(args.set))
     store = ResultsStore(args.results)
-    workspace = None
+    workspace, data = None, data_fingerprint(protocol.dataset, options.data_root)
     for seed in seeds:
-        if store.exists(protocol.key, args.method, seed) and not args.force:
-            print(f"{protocol.key} {args.method} seed {seed}: already in {store.root} (use --force to rerun)")
+        identity = run_identity(protocol, args.method, seed, options, data)
+        variant = f" [{identity['label']}]" if identity["label"] else ""
+        name = f"{protocol.key} {args.method}{variant} seed {seed}"
+        if store.exists(protocol.key, identity) and not args.force:
+            print(f"{name}: already in {store.path(protocol.key, identity)} (use --force to rerun)")
             continue
         workspace = workspace or Workspace(protocol, options)
         record = run_one(protocol, args.method, seed, store, options, workspace)
-        shown = ", ".join(f"{k}={v:.2f}" for k, v in record["metrics"].items())
-        print(f"{protocol.key} {args.method} seed {seed}: {shown} "
-              f"({record['cost']['train_seconds']:.1f}s) -> {store.path(protocol.key, args.method, seed)}")
+        shown = ", ".join(f"{k}={'n/a' if v is None else f'{v:.2f}'}" for k, v in record["metrics"].items())
+        print(f"{name}: {shown} ({record['cost']['train_seconds']:.1f}s) -> {store.path(protocol.key, identity)}")
     return 0
 
 
-def render(results: str | Path, out: str | Path) -> str:
+def render(results: str | Path, out: str | Path, overwrite: bool = False) -> str:
+    """Write the leaderboard of the records in ``results`` to ``out`` (only files kdbench wrote there are
+    replaced or removed, unless ``overwrite``: :mod:`leaderboard.manifest`); returns the Markdown."""
     from leaderboard.render import write_leaderboard
 
-    return write_leaderboard(results, out)[0].read_text()
+    return write_leaderboard(results, out, overwrite=overwrite)[0].read_text()
+
+
+def render_folders(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(records, tables) of ``suite`` and ``leaderboard``: RESULTS and ``--out`` (default RESULTS/leaderboard);
+    the published folders with ``--publish`` only."""
+    if args.publish:
+        if args.out:
+            raise ConfigError(f"--publish writes the tables to {PUBLISHED_TABLES}; drop --out {args.out}")
+        return PUBLISHED_RECORDS, PUBLISHED_TABLES
+    results = Path(args.results)
+    return results, not_published(Path(args.out) if args.out else results / "leaderboard")
+
+
+def not_published(out: Path) -> Path:
+    """``out``, unless it is (or is inside) a published folder, which only ``--publish`` writes."""
+    for folder in (PUBLISHED_TABLES, PUBLISHED_SWEEPS, PUBLISHED_RECORDS, REGRESSION_REFERENCE):
+        if out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents:
+            raise ConfigError(f"output folder {out} is inside the published {folder}, which is written only "
+                              "with --publish; choose another --out")
+    return out
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
+    from bench.protocol import protocols_of_tier
     from bench.suite import run_suite
+    from leaderboard.render import check_leaderboard_output
 
-    results, out = Path(args.results), Path(args.out) if args.out else Path(args.results) / "leaderboard"
-    if args.publish:
-        results, out = PUBLISHED_RECORDS, PUBLISHED_TABLES
+    results, out = render_folders(args)
+    keys = {p.key for p in protocols_of_tier(args.tier)}  # the store's top folders are protocol keys
+    keys |= {d.name for d in results.iterdir() if d.is_dir()} if results.is_dir() else set()
+    check_leaderboard_output(out, sorted(keys), args.overwrite)  # refuse now, not after the runs
     run_suite(args.tier, str(results), _options(args), jobs=args.jobs, methods=args.methods,
               protocols=args.protocols)
-    print(render(results, out))
+    print(render(results, out, args.overwrite))
     print(f"tables written to {out}")
     return 0
 
@@ -115,22 +144,26 @@ def cmd_suite(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from bench.protocol import get_protocol
     from bench.sweep import run_assistant_sweep
-    from leaderboard.sweep import render_sweep_markdown, write_sweep
+    from leaderboard.manifest import check_targets
+    from leaderboard.sweep import render_sweep_markdown, sweep_file_names, write_sweep
 
     results, sweeps = Path(args.results), Path(args.sweeps)
-    out = Path(args.out) if args.out else sweeps
+    out = not_published(Path(args.out) if args.out else sweeps) if not args.publish else PUBLISHED_SWEEPS
     if args.publish:
-        results, sweeps, out = PUBLISHED_RECORDS, PUBLISHED_SWEEPS / "records", PUBLISHED_SWEEPS
-    table = run_assistant_sweep(get_protocol(args.protocol), results, sweeps, _options(args), jobs=args.jobs)
-    paths = write_sweep(table, out)
+        results, sweeps = PUBLISHED_RECORDS, PUBLISHED_SWEEPS / "records"
+    protocol = get_protocol(args.protocol)
+    check_targets(out, sweep_file_names(protocol.key), args.overwrite)  # refuse now, not after the runs
+    table = run_assistant_sweep(protocol, results, sweeps, _options(args), jobs=args.jobs)
+    paths = write_sweep(table, out, args.overwrite)
     print(render_sweep_markdown(table))
     print("written: " + ", ".join(str(p) for p in paths))
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    print(render(args.results, args.out))
-    print(f"tables written to {args.out}")
+    results, out = render_folders(args)
+    print(render(results, out, args.overwrite))
+    print(f"tables written to {out}")
     return 0
 
 
@@ -194,27 +227,50 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
-    from bench.regress import compare, format_rows
+    """The accuracy gate; see :mod:`bench.regress` (and ``kdbench regress --help``)."""
+    from bench import regress
+    from bench.protocol import protocols_of_tier
     from bench.results import iter_records
 
+    reference = Path(args.reference or (PUBLISHED_RECORDS if args.tier == "mini" else REGRESSION_REFERENCE))
+    protocols_of_tier(args.tier)  # an unknown tier fails before anything else
+    if args.update and reference.resolve() == PUBLISHED_RECORDS.resolve():
+        raise ConfigError(f"--update does not replace the published records in {PUBLISHED_RECORDS}; "
+                          "publish with `kdbench suite --publish`")
     if args.records:
         current_root = Path(args.records)
-    else:
+        if not current_root.is_dir():
+            raise ConfigError(f"--records {current_root} is not a folder; nothing was compared or changed")
+    failed = 0
+    if args.check_published or not (args.skip_published or args.update):
+        checks, superseded = regress.check_published(iter_records(args.published))
+        bad = [c for c in checks if c.failed]
+        if bad or args.check_published:
+            print(regress.format_checks(checks, failed_only=not args.check_published))
+        print(f"published records in {args.published}: {len(checks) - len(bad)} of {len(checks)} match the "
+              f"code's protocols and defaults; {superseded} of superseded protocol versions not checked")
+        failed += len(bad)
+        if args.check_published:
+            return 1 if failed else 0
+    if not args.records:
         from bench.suite import run_suite
 
+        if reference.is_dir():
+            minutes = regress.estimate_seconds(iter_records(reference)) / 60
+            print(f"running the {args.tier} tier: about {minutes:.0f} min of training on one core "
+                  f"(the reference records' train_seconds), {args.jobs} job(s) in parallel")
         current_root = Path(args.results or tempfile.mkdtemp(prefix="kdbench-regress-"))
         run_suite(args.tier, str(current_root), _options(args), jobs=args.jobs)
     if args.update:
-        import shutil
-
-        shutil.rmtree(args.reference, ignore_errors=True)
-        shutil.copytree(current_root, args.reference, ignore=shutil.ignore_patterns("leaderboard", ".tmp-*"))
-        print(f"reference records updated in {args.reference}")
+        copied = regress.update_reference(current_root, reference, args.tier)
+        print(f"reference replaced: {copied} records from {current_root} now in {reference}")
         return 0
-    rows = compare(iter_records(current_root), iter_records(args.reference), floor=args.floor, k=args.k)
-    print(format_rows(rows))
-    failed = [r for r in rows if r.status != "ok"]
-    print(f"{len(failed)} of {len(rows)} checks failed" if failed else f"all {len(rows)} checks passed")
+    tolerance = args.tolerance if args.tolerance is not None else regress.EXACT_TOLERANCE
+    checks = regress.compare(iter_records(current_root), iter_records(reference), mode=args.mode,
+                             tolerance=tolerance, k=args.k)
+    print(regress.format_checks(checks, failed_only=args.failures_only))
+    print(regress.summary(checks))
+    failed += sum(c.failed for c in checks)
     return 1 if failed else 0
 
 
@@ -225,6 +281,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="run the teacher live instead of reusing its cached outputs")
     p.add_argument("--data-root", help="folder of a real dataset for protocols that read one")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_overwrite_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files in the output folder that kdbench did not write (by default such a file "
+                        "stops the command before anything runs, naming it)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="where to write the tables (default: RESULTS/leaderboard)")
     p.add_argument("--publish", action="store_true",
                    help=f"write records to {PUBLISHED_RECORDS} and tables to {PUBLISHED_TABLES}")
+    _add_overwrite_option(p)
     _add_run_options(p)
     p.set_defaults(func=cmd_suite)
 
@@ -273,12 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="where to write the table and plot (default: SWEEPS)")
     p.add_argument("--publish", action="store_true",
                    help=f"use the published records and write the sweep to {PUBLISHED_SWEEPS}")
+    _add_overwrite_option(p)
     _add_run_options(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("leaderboard", help="render Markdown and CSV tables from result records")
-    p.add_argument("--results", default=str(PUBLISHED_RECORDS), help="records folder (default: the published one)")
-    p.add_argument("--out", default=str(PUBLISHED_TABLES), help="tables folder (default: the published one)")
+    p.add_argument("--results", default=DEFAULT_RESULTS, help=f"records folder (default: {DEFAULT_RESULTS})")
+    p.add_argument("--out", help="tables folder (default: RESULTS/leaderboard)")
+    p.add_argument("--publish", action="store_true",
+                   help=f"render the published records {PUBLISHED_RECORDS} into the published tables "
+                        f"{PUBLISHED_TABLES} (never written otherwise)")
+    _add_overwrite_option(p)
     p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("profile", help="params, MACs/FLOPs, latency and throughput of a protocol's models or any model")
@@ -294,15 +362,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON for machines")
     p.set_defaults(func=cmd_profile)
 
-    p = sub.add_parser("regress", help="CI accuracy gate: compare records against the committed reference")
+    from bench.regress import EXACT_TOLERANCE, STAT_K
+
+    p = sub.add_parser("regress", help="CI accuracy gate: compare fresh records with the committed reference")
     p.add_argument("--records", help="compare these records instead of running the tier")
     p.add_argument("--results", help="where to write the records of the run (default: a temporary folder)")
-    p.add_argument("--tier", default="smoke")
+    p.add_argument("--tier", default="smoke", help="smoke (CI, the default) or mini (nightly/release: against "
+                   "the published records; hours, see the estimate printed first)")
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--reference", default=str(REGRESSION_REFERENCE))
-    p.add_argument("--floor", type=float, default=1.0, help="smallest tolerance, in metric points (default: 1.0)")
-    p.add_argument("--k", type=float, default=3.0, help="tolerance = max(floor, k * reference std) (default: 3)")
-    p.add_argument("--update", action="store_true", help="replace the reference with this run's records")
+    p.add_argument("--reference", help=f"reference records (default: {REGRESSION_REFERENCE} for smoke, "
+                                       f"{PUBLISHED_RECORDS} for mini)")
+    p.add_argument("--mode", default="exact", choices=("exact", "stat"),
+                   help="exact: every value equal to the reference (the pinned CI machine); stat: seed means "
+                        "within the cross-run noise (another machine or library version)")
+    p.add_argument("--tolerance", type=float,
+                   help=f"exact mode: largest |current - reference| that passes (default: {EXACT_TOLERANCE:g})")
+    p.add_argument("--k", type=float, default=STAT_K,
+                   help=f"stat mode: a mean fails k pooled standard errors below the reference (default: {STAT_K:g})")
+    p.add_argument("--check-published", action="store_true",
+                   help="only check that every published record matches the code's protocol and defaults "
+                        "(no training; seconds)")
+    p.add_argument("--skip-published", action="store_true", help="leave out the published-records check")
+    p.add_argument("--published", default=str(PUBLISHED_RECORDS),
+                   help=f"published records checked (default: {PUBLISHED_RECORDS})")
+    p.add_argument("--failures-only", action="store_true", help="print only the failed checks and the summary")
+    p.add_argument("--update", action="store_true",
+                   help="replace the reference with these records, after validating them (nothing changes "
+                        "if they are incomplete, unreadable or not finite)")
     _add_run_options(p)
     p.set_defaults(func=cmd_regress)
     return parser
@@ -315,9 +401,11 @@ def main(argv: list[str] | None = None) -> int:
     except KDBenchError as exc:
         print(f"kdbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("kdbench: interrupted; no partial record was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or bench.errors.Interrupted for SIGINT/SIGTERM
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"kdbench: stopped by {signal.Signals(signum).name}; every worker was stopped and no partial "
+              "record was written", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

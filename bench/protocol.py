@@ -10,8 +10,6 @@ versions (or hashes) never share a table.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,14 +93,9 @@ class Protocol:
         fields added for issue 7 (``ensemble``, ``assistants``, ``assistant_sweep``)
         enter the hash only when set, so protocols without them keep their hash.
         """
-        spec = self.to_dict()
-        spec.pop("description")
-        spec.pop("seeds")
-        for optional in ("ensemble", "assistants", "assistant_sweep"):
-            if not spec[optional]:
-                spec.pop(optional)
-        canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=list)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        from bench.identity import protocol_spec, sha256_json
+
+        return sha256_json(protocol_spec(self))
 
     @property
     def key(self) -> str:

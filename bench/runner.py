@@ -1,6 +1,8 @@
 """Run one (protocol, method, seed) end to end and write its result record.
 
-The steps: load the protocol's data; get the teacher (zoo or user file) if the
+The steps: compute the run's identity (:func:`run_identity`: protocol hash,
+method, resolved hyperparameters, teachers, data fingerprint, seed) and stop if
+the store already holds it; load the protocol's data; get the teacher (zoo or user file) if the
 method needs one; the teacher-output cache where it applies; seed; build the
 student and the method's extras; train; evaluate on the test split; write the
 record atomically. Nothing is written unless the run finishes, so a crash or
@@ -10,14 +12,16 @@ Ctrl-C leaves no partial record.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from bench import provenance
 from bench.distill import Distiller, EnsembleModel, TeacherInput
-from bench.engine import peak_memory_mb, seed_everything, set_threads, train
-from bench.errors import ConfigError
+from bench.engine import peak_memory_mb, seed_everything, set_threads, steps_per_epoch, train
+from bench.errors import ConfigError, TeacherMismatchError
+from bench.identity import data_fingerprint, json_ready, make_identity, protocol_spec
 from bench.method import Method
 from bench.profile import cached_profile
 from bench.protocol import Protocol
@@ -25,7 +29,8 @@ from bench.registry import METHODS, TASKS
 from bench.results import SCHEMA_VERSION, ResultsStore
 from bench.task import Split, Task
 from bench.teacher_cache import TeacherOutputCache
-from bench.teachers import Teacher, TeacherZoo, check_label_space
+from bench.paths import sha256_file
+from bench.teachers import Teacher, TeacherZoo, check_label_space, recipe_hash
 
 
 @dataclass
@@ -50,6 +55,8 @@ class Workspace:
     def __init__(self, protocol: Protocol, options: RunOptions):
         self.protocol, self.options = protocol, options
         self.task: Task = TASKS.get(protocol.task)()
+        #: fingerprint of the data (bench.identity.data_fingerprint), taken before it is loaded
+        self.data = data_fingerprint(protocol.dataset, options.data_root)
         self.splits: dict[str, Split] = self.task.load_splits(protocol.dataset, root=options.data_root)
         self._teacher: Teacher | None = None
         self._ensemble: list[Teacher] | None = None
@@ -70,7 +77,7 @@ class Workspace:
                 self._teacher = zoo.from_file(self.protocol, self.task, self.splits, opts.teacher_file,
                                               opts.teacher_sha256)
             else:
-                self._teacher = zoo.get(self.protocol, self.task, self.splits, progress=opts.progress)
+                self._teacher = zoo.get(self.protocol, self.task, self.splits, self.data, progress=opts.progress)
         return self._teacher
 
     def ensemble(self) -> list[Teacher]:
@@ -89,7 +96,7 @@ class Workspace:
                 members = [zoo.from_file(self.protocol, self.task, self.splits, path, model_name=recipe.model)
                            for path, recipe in zip(opts.ensemble_files, recipes, strict=True)]
             else:
-                members = [zoo.get(self.protocol, self.task, self.splits, opts.progress, recipe)
+                members = [zoo.get(self.protocol, self.task, self.splits, self.data, opts.progress, recipe)
                            for recipe in recipes]
             for i, member in enumerate(members):
                 check_label_space(member, self.classes, f"ensemble teacher {i}")
@@ -112,13 +119,20 @@ class Workspace:
                            len(self.classes))
             models = [self.teacher()]
             for name in assistants:
-                models.append(TeacherZoo().assistant(self.protocol, self.task, self.splits, name, models[-1],
+                models.append(TeacherZoo().assistant(self.protocol, self.task, self.splits, self.data, name, models[-1],
                                                      kd_hparams, progress=self.options.progress))
             self._chains[key] = models
         return self._chains[key]
 
     def validate(self, method: Method) -> None:
-        """The checks that need no training: a chain's sizes (run before any teacher is trained)."""
+        """The checks that need no training, run before any teacher is trained: every model the run
+        trains gets at least one step per epoch; a chain's sizes."""
+        train_split = self.splits["train"]
+        steps_per_epoch(self.task, train_split, self.protocol.schedule.batch_size, f"student {self.protocol.student}")
+        if method.needs_teacher:  # the protocol's teacher heads a chain too
+            recipes = self.protocol.ensemble if method.multi_teacher else (self.protocol.teacher,)
+            for recipe in recipes:
+                steps_per_epoch(self.task, train_split, recipe.schedule.batch_size, f"teacher {recipe.model}")
         if method.assistant_chain:
             validate_chain(self.task, self.protocol.teacher.model, tuple(method.hparams["assistants"]),
                            self.protocol.student, len(self.classes))
@@ -172,7 +186,7 @@ class Workspace:
         key = (teacher.sha256, tuple(sorted(points)))
         if key not in self._caches:
             self._caches[key], forwards = TeacherOutputCache.load_or_build(
-                teacher.model, teacher.model_name, teacher.sha256, self.splits["train"].source, self.task,
+                teacher.model, teacher.model_name, teacher.sha256, self.data, self.task,
                 self.splits["train"], self.protocol.augmentation, key[1],
             )
             self.cache_build_forwards += forwards
@@ -235,11 +249,44 @@ def build_method(protocol: Protocol, name: str, hparams: dict[str, Any] | None =
     return method
 
 
+def teacher_identities(protocol: Protocol, method: Method, options: RunOptions, data: str) -> list[dict[str, Any]]:
+    """Who teaches under ``method``, in order, as the identity names them (no training needed): a
+    zoo teacher by its recipe hash (which holds the data fingerprint), a user file by its sha256."""
+    if not method.needs_teacher:
+        return []
+    if method.multi_teacher:
+        if options.ensemble_files:
+            return [_file_identity(path) for path in options.ensemble_files]
+        return [{"source": "zoo", "recipe": recipe_hash(protocol, data, recipe)} for recipe in protocol.ensemble]
+    if options.teacher_file:
+        return [_file_identity(options.teacher_file)]
+    return [{"source": "zoo", "recipe": recipe_hash(protocol, data)}]
+
+
+def _file_identity(path: str) -> dict[str, Any]:
+    if not Path(path).is_file():
+        raise TeacherMismatchError(f"teacher file {path} does not exist")
+    return {"source": "file", "sha256": sha256_file(Path(path))}
+
+
+def run_identity(protocol: Protocol, method_name: str, seed: int, options: RunOptions | None = None,
+                 data: str | None = None) -> dict[str, Any]:
+    """The identity block of the record that ``run_one`` would write (``bench.identity``), computed
+    before any data is loaded or teacher trained; ``data`` is the data fingerprint if already known."""
+    options = options or RunOptions()
+    method = build_method(protocol, method_name, options.hparams)
+    data = data if data is not None else data_fingerprint(protocol.dataset, options.data_root)
+    return make_identity(protocol.spec_hash, method_name, method.hparams, build_method(protocol, method_name).hparams,
+                         teacher_identities(protocol, method, options, data), data, seed)
+
+
 def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore,
             options: RunOptions | None = None, workspace: Workspace | None = None) -> dict[str, Any] | None:
-    """Train and evaluate one seed; return the record (``None`` if already stored and not forced)."""
+    """Train and evaluate one seed; return the record (``None`` if its identity is already stored
+    and not forced)."""
     options = options or RunOptions()
-    if store.exists(protocol.key, method_name, seed) and not options.force:
+    identity = run_identity(protocol, method_name, seed, options, workspace.data if workspace else None)
+    if not options.force and store.exists(protocol.key, identity):
         return None
     method = build_method(protocol, method_name, options.hparams)
     set_threads(protocol.threads)
@@ -266,10 +313,12 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
     record = {
         "schema": SCHEMA_VERSION,
         "protocol": {"name": protocol.name, "key": protocol.key, "version": protocol.version,
-                     "hash": protocol.spec_hash, "task": protocol.task, "tier": protocol.tier},
+                     "hash": protocol.spec_hash, "task": protocol.task, "tier": protocol.tier,
+                     "spec": protocol_spec(protocol)},
         "method": {"name": method_name, "hparams": method.hparams},
+        "identity": identity,
         "seed": seed,
-        "status": "verified",
+        "status": "claimed",
         "metrics": metrics,
         "primary_metric": protocol.primary_metric,
         "teacher": {**top.describe(), "efficiency": ws.profile(top.model_name)} if top else None,
@@ -293,5 +342,6 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
         "final_losses": stats.final_losses,
         "provenance": provenance.collect(options.device, protocol.threads),
     }
+    record = json_ready(record)  # a metric that does not apply (NaN) is stored as null
     store.write(record)
     return record

@@ -7,20 +7,35 @@ members) and their output caches, and hands the protocol's independent
 (method, seed) runs to a pool of ``jobs`` worker processes (one torch thread
 each by default), which work on them while this process prepares the next
 protocol. A progress bar counts runs done, with the ETA.
+
+Stopping: SIGINT (Ctrl-C) and SIGTERM stop the whole suite (:func:`stop_on_signals`).
+The first signal cancels every queued run, stops every worker (each unwinds its
+run, so its temporary files go and no record is written; one that has not exited
+after :data:`STOP_GRACE_SECONDS` is killed) and is raised as
+:class:`~bench.errors.Interrupted`; further signals while stopping are ignored, so
+a double Ctrl-C cannot interrupt the clean-up. No worker outlives the suite.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import replace
 
 from tqdm.auto import tqdm
 
+from bench.errors import Interrupted
+from bench.identity import data_fingerprint
 from bench.protocol import Protocol, get_protocol, protocols_of_tier
 from bench.registry import METHODS
 from bench.results import ResultsStore
-from bench.runner import RunOptions, Workspace, build_method, run_one
+from bench.runner import RunOptions, Workspace, build_method, run_identity, run_one
 
 
 def applicable_methods(protocol: Protocol) -> list[str]:
@@ -51,14 +66,83 @@ def prepare(protocol: Protocol, methods: list[str], options: RunOptions) -> None
                 ws.teacher_output_cache(method.teacher_features, teacher)
 
 
+#: seconds a stopped worker gets to unwind its run before it is killed
+STOP_GRACE_SECONDS = 10.0
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_stopping = {"depth": 0, "signum": None, "saved": {}}
+
+
+def _raise_once(signum: int, frame) -> None:
+    """The suite's SIGINT/SIGTERM handler: raise :class:`Interrupted` on the first signal only."""
+    if _stopping["signum"] is None:
+        _stopping["signum"] = signum
+        raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` once, then are ignored until the
+    outermost block is left (so that the clean-up of the first signal runs to its end). Nests; a no-op
+    outside the main thread, where Python cannot take signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if _stopping["depth"] == 0:
+        _stopping["saved"] = {sig: signal.signal(sig, _raise_once) for sig in _STOP_SIGNALS}
+    _stopping["depth"] += 1
+    try:
+        yield
+    finally:
+        _stopping["depth"] -= 1
+        if _stopping["depth"] == 0:
+            for sig, handler in _stopping["saved"].items():
+                signal.signal(sig, handler)
+            _stopping["signum"] = None
+
+
+_in_job = {"running": False, "signum": None}
+
+
+def _worker_signal(signum: int, frame) -> None:
+    """A worker's SIGINT/SIGTERM handler: inside a run, unwind it (its temporary files are removed and
+    no record is written); between runs, exit at once. Later signals are ignored while unwinding."""
+    if _in_job["signum"] is not None:
+        return
+    _in_job["signum"] = signum
+    if _in_job["running"]:
+        raise Interrupted(signum)
+    os._exit(128 + signum)
+
+
+def _worker_init() -> None:
+    """Pool initializer: a worker stops on SIGINT (a terminal's Ctrl-C reaches the whole process group)
+    and on SIGTERM (sent by the suite when it stops), and never runs another job after either."""
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, _worker_signal)
+
+
 def _worker(protocol_name: str, protocol_seeds: tuple[int, ...], method: str, seed: int, root: str,
             options: RunOptions) -> tuple[str, int, bool]:
-    protocol = get_protocol(protocol_name).with_seeds(protocol_seeds)
-    record = run_one(protocol, method, seed, ResultsStore(root), options)
+    _in_job["running"] = True
+    try:
+        protocol = get_protocol(protocol_name).with_seeds(protocol_seeds)
+        record = run_one(protocol, method, seed, ResultsStore(root), options)
+    except Interrupted as stop:  # unwound: leave the pool rather than take the next job
+        os._exit(128 + stop.signum)
+    finally:
+        _in_job["running"] = False
     return method, seed, record is not None
 
 
 Job = tuple[Protocol, str, int, str, RunOptions]  # protocol, method, seed, results root, options
+
+
+def pending_jobs(protocol: Protocol, methods: list[str], store: ResultsStore, options: RunOptions) -> list[Job]:
+    """The (method, seed) runs of ``protocol`` whose identity (``bench.runner.run_identity``) the store
+    does not hold yet (all of them with ``options.force``); nothing is loaded or trained to tell."""
+    data = data_fingerprint(protocol.dataset, options.data_root)
+    return [(protocol, m, s, str(store.root), options) for m in methods for s in protocol.seeds
+            if options.force or not store.exists(protocol.key, run_identity(protocol, m, s, options, data))]
 
 
 def run_suite(tier: str, results: str, options: RunOptions, jobs: int = 2,
@@ -69,16 +153,16 @@ def run_suite(tier: str, results: str, options: RunOptions, jobs: int = 2,
     plans: list[tuple[Protocol, list[str], list[Job]]] = []
     for protocol in chosen:
         names = [m for m in applicable_methods(protocol) if methods is None or m in methods]
-        pending = [(protocol, m, s, str(store.root), options) for m in names for s in protocol.seeds
-                   if options.force or not store.exists(protocol.key, m, s)]
+        pending = pending_jobs(protocol, names, store, options)
         if pending:
             plans.append((protocol, sorted({job[1] for job in pending}), pending))
-    for protocol, names, _ in plans:
-        check_and_profile(protocol, names, options)
-    with JobQueue(jobs, sum(len(p) for _, _, p in plans), options.progress) as queue:
-        for protocol, names, pending in plans:
-            prepare(protocol, names, options)
-            queue.submit(pending)
+    with stop_on_signals():
+        for protocol, names, _ in plans:
+            check_and_profile(protocol, names, options)
+        with JobQueue(jobs, sum(len(p) for _, _, p in plans), options.progress) as queue:
+            for protocol, names, pending in plans:
+                prepare(protocol, names, options)
+                queue.submit(pending)
     return chosen
 
 
@@ -91,15 +175,19 @@ def execute(todo: list[Job], jobs: int, progress: bool) -> None:
 class JobQueue:
     """Runs submitted jobs now (``jobs <= 1``) or on a pool of ``jobs`` worker processes, so that
     the caller can prepare the next protocol meanwhile. Leaving the ``with`` block waits for every
-    job; the first failure cancels what has not started and is raised."""
+    job; the first failure cancels what has not started and is raised. SIGINT or SIGTERM inside the
+    block cancels every queued job and stops every worker at once (see the module docstring)."""
 
     def __init__(self, jobs: int, total: int, progress: bool):
         self.progress = progress
         self.bar = tqdm(total=total, desc="runs", unit="run", disable=None if progress else True)
         self.pool = None
         if jobs > 1:
-            self.pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+            self.pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                                               initializer=_worker_init)
         self.futures: list[cf.Future] = []
+        self._workers: dict[int, mp.Process] = {}  # every worker the pool started, by pid
+        self._signals = stop_on_signals()
 
     def submit(self, todo: list[Job]) -> None:
         self._raise_first_failure()
@@ -112,6 +200,7 @@ class JobQueue:
                                           replace(options, progress=False))
                 future.add_done_callback(self._done)
                 self.futures.append(future)
+                self._workers.update(self.pool._processes or {})  # noqa: SLF001 - spawned by submit
 
     def _done(self, future: cf.Future) -> None:
         if not future.cancelled() and future.exception() is None:
@@ -125,15 +214,42 @@ class JobQueue:
                 raise future.exception()
 
     def __enter__(self) -> JobQueue:
+        self._signals.__enter__()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        stopping = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
         try:
-            if self.pool is not None:
-                if exc_type is None:
-                    for future in cf.as_completed(self.futures):
-                        future.result()
+            if self.pool is not None and not stopping:
+                try:
+                    if exc_type is None:
+                        for future in cf.as_completed(self.futures):
+                            future.result()
+                finally:
+                    self.pool.shutdown(wait=True, cancel_futures=True)
+        except KeyboardInterrupt:
+            stopping = True
+            raise
         finally:
-            if self.pool is not None:
-                self.pool.shutdown(wait=True, cancel_futures=True)
+            if stopping:  # the signal was raised once; later ones are ignored until the block is left
+                self._stop_workers()
             self.bar.close()
+            self._signals.__exit__(None, None, None)
+
+    def _stop_workers(self) -> None:
+        """Cancel every queued job, SIGTERM every worker, wait up to :data:`STOP_GRACE_SECONDS` for it
+        to unwind its run, then SIGKILL what is left; nothing of the pool outlives this call."""
+        if self.pool is None:
+            return
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        processes = list(self._workers.values())
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+        self.pool = None

@@ -8,9 +8,11 @@ ordinary results store if missing), and builds the table that
 :mod:`leaderboard.sweep` writes as Markdown, CSV and a plot of student accuracy
 against assistant size.
 
-Sweep records live in their own store, ``<sweeps>/<assistant>/<protocol key>/takd/``,
+Sweep records live in their own store, ``<sweeps>/<assistant>/<protocol key>/takd/<entry>/``,
 so they never enter the leaderboard's tables; each records its chain in the
-method's hyperparameters and its stages' training cost like any TAKD record.
+method's hyperparameters (and so in its identity) and its stages' training cost
+like any TAKD record. Records are found by identity (``bench.runner.run_identity``):
+a record of another protocol specification, data or chain is not this sweep's.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from bench.errors import ConfigError
 from bench.protocol import Protocol
 from bench.registry import PROTOCOLS
 from bench.results import ResultsStore
-from bench.runner import RunOptions
+from bench.identity import data_fingerprint
+from bench.runner import RunOptions, run_identity
 from bench.stats import Summary, paired_difference, summarize
-from bench.suite import Job, check_and_profile, execute, prepare
+from bench.suite import Job, check_and_profile, execute, pending_jobs, prepare
 
 METHOD = "takd"
 REFERENCES = ("baseline", "kd")
@@ -69,34 +72,39 @@ def run_assistant_sweep(protocol: Protocol, results: str | Path, sweeps: str | P
     if not protocol.assistant_sweep:
         raise ConfigError(f"protocol {protocol.key!r} has no 'assistant_sweep'; protocols with one: "
                           f"{', '.join(sweep_protocols()) or '(none)'}")
-    per_assistant = {a: replace(options, hparams={"assistants": [a]}) for a in protocol.assistant_sweep}
+    per_assistant = assistant_options(protocol, options)
     for opts in per_assistant.values():  # every chain is checked, every model profiled, before any training
         check_and_profile(protocol, [METHOD], opts)
     check_and_profile(protocol, list(REFERENCES), options)
     reference_store = ResultsStore(results)
-    todo: list[Job] = [(protocol, m, s, str(reference_store.root), options) for m in REFERENCES
-                       for s in protocol.seeds if options.force or not reference_store.exists(protocol.key, m, s)]
+    todo: list[Job] = pending_jobs(protocol, list(REFERENCES), reference_store, options)
     if todo:
         prepare(protocol, sorted({m for _, m, _, _, _ in todo}), options)
     for assistant, opts in per_assistant.items():
-        store = assistant_store(sweeps, assistant)
-        pending = [(protocol, METHOD, s, str(store.root), opts) for s in protocol.seeds
-                   if options.force or not store.exists(protocol.key, METHOD, s)]
+        pending = pending_jobs(protocol, [METHOD], assistant_store(sweeps, assistant), opts)
         if pending:
             prepare(protocol, [METHOD], opts)
         todo += pending
     execute(todo, jobs, options.progress)
-    return build_sweep_table(protocol, results, sweeps)
+    return build_sweep_table(protocol, results, sweeps, options)
 
 
-def build_sweep_table(protocol: Protocol, results: str | Path, sweeps: str | Path) -> SweepTable:
-    """The sweep's table from the stored records of every assistant and the two references."""
+def assistant_options(protocol: Protocol, options: RunOptions) -> dict[str, RunOptions]:
+    """The run options of each assistant of the sweep: ``options`` with the one-assistant chain."""
+    return {a: replace(options, hparams={"assistants": [a]}) for a in protocol.assistant_sweep}
+
+
+def build_sweep_table(protocol: Protocol, results: str | Path, sweeps: str | Path,
+                      options: RunOptions | None = None) -> SweepTable:
+    """The sweep's table from the stored records of every assistant and the two references (those
+    whose identity is the one ``options``, default ones, would run)."""
+    options = options or RunOptions()
     primary = protocol.primary_metric
     reference_store = ResultsStore(results)
-    references = {m: _by_seed(reference_store, protocol, m) for m in REFERENCES}
+    references = {m: _by_seed(reference_store, protocol, m, options) for m in REFERENCES}
     rows = []
-    for assistant in protocol.assistant_sweep:
-        records = _records(assistant_store(sweeps, assistant), protocol, METHOD)
+    for assistant, opts in assistant_options(protocol, options).items():
+        records = _records(assistant_store(sweeps, assistant), protocol, METHOD, opts)
         if not records:
             continue
         scores = {r["seed"]: r["metrics"][primary] for r in records}
@@ -117,19 +125,14 @@ def build_sweep_table(protocol: Protocol, results: str | Path, sweeps: str | Pat
     return SweepTable(protocol, tuple(rows), {m: summarize(v.values()) for m, v in references.items() if v})
 
 
-def _records(store: ResultsStore, protocol: Protocol, method: str) -> list[dict[str, Any]]:
-    found = []
-    for seed in protocol.seeds:
-        if store.exists(protocol.key, method, seed):
-            record = store.read(protocol.key, method, seed)
-            if record["protocol"]["hash"] != protocol.spec_hash:
-                raise ConfigError(f"{store.path(protocol.key, method, seed)} was written under another "
-                                  f"specification of {protocol.key} (hash {record['protocol']['hash'][:12]})")
-            found.append(record)
-    return found
+def _records(store: ResultsStore, protocol: Protocol, method: str, options: RunOptions) -> list[dict[str, Any]]:
+    """The stored records of ``method`` on the protocol's seeds whose identity ``options`` would run."""
+    data = data_fingerprint(protocol.dataset, options.data_root)
+    identities = [run_identity(protocol, method, seed, options, data) for seed in protocol.seeds]
+    return [store.read(protocol.key, i) for i in identities if store.exists(protocol.key, i)]
 
 
-def _by_seed(store: ResultsStore, protocol: Protocol, method: str) -> dict[int, float]:
+def _by_seed(store: ResultsStore, protocol: Protocol, method: str, options: RunOptions) -> dict[int, float]:
     if not store.root.exists():
         return {}
-    return {r["seed"]: r["metrics"][protocol.primary_metric] for r in _records(store, protocol, method)}
+    return {r["seed"]: r["metrics"][protocol.primary_metric] for r in _records(store, protocol, method, options)}

@@ -9,6 +9,12 @@ head outputs) are computed once for every (training sample, variant) per
 is frozen and in eval mode, so a sample's features do not depend on the batch
 it came in; cached and live losses agree within float rounding
 (``tests/bench/test_teacher_cache.py``).
+
+The cache key holds the teacher's sha256 and the training data's fingerprint
+(:func:`bench.identity.data_fingerprint`), so a cache built on other or edited
+data is never reused; each file carries a content hash checked on load
+(:func:`bench.paths.load_checked`), so an edited or truncated cache is rebuilt
+with a warning, never used.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.paths import atomic_save, cache_dir
+from bench.paths import cache_dir, load_checked, save_checked
 from bench.task import Split, Task
 
 
@@ -79,15 +85,17 @@ class TeacherOutputCache:
         return cls(_stack(per_variant, dim=1)), len(split) * n_variants
 
     @classmethod
-    def load_or_build(cls, teacher: nn.Module, teacher_name: str, teacher_sha256: str, dataset_key: str,
+    def load_or_build(cls, teacher: nn.Module, teacher_name: str, teacher_sha256: str, data: str,
                       task: Task, split: Split, augmentation: str, points: tuple[str, ...],
                       root: Path | None = None) -> tuple[TeacherOutputCache, int]:
-        """From disk if present, else built and saved; also returns forwards spent now (0 on a hit)."""
-        key_data = [teacher_sha256, dataset_key, augmentation, sorted(points)]
+        """From disk if present and intact, else built and saved; also returns forwards spent now (0 on
+        a hit). ``data`` is the fingerprint of the dataset ``split`` (the training split) comes from."""
+        key_data = [teacher_sha256, data, "train", augmentation, sorted(points)]
         key = hashlib.sha256(json.dumps(key_data).encode()).hexdigest()
         path = (Path(root) if root else cache_dir() / "teacher_outputs") / f"{key}.pt"
-        if path.is_file():
-            return cls(torch.load(path, map_location="cpu", weights_only=True)), 0
+        stored = load_checked(path, "teacher-output cache")
+        if stored is not None:
+            return cls(stored), 0
         cache, forwards = cls.build(teacher, teacher_name, task, split, augmentation, points)
-        atomic_save(cache.features, path)
+        save_checked(cache.features, path)
         return cache, forwards

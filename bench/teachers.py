@@ -1,10 +1,20 @@
 """Teacher zoo: teachers trained by the suite from a recipe, or loaded from a user file.
 
-A suite-trained teacher is cached under ``<cache>/teachers/<recipe hash>.pt`` as a
+A suite-trained teacher is cached under ``<cache>/teachers/<key>.pt`` as a
 state dict (weights only) with a JSON sidecar holding its sha256, recipe, test
-metrics and training time. Loading re-checks the sha256 and uses
-``torch.load(..., weights_only=True)``; a file whose hash or tensor shapes do not
-match stops the run before any training.
+metrics and training time. The key (:meth:`TeacherZoo.paths`) is the sha256 of
+the recipe hash (task, dataset spec, the data's fingerprint, augmentation,
+threads, the teacher recipe: :func:`recipe_hash`) and of the digest of the code
+that trains it (:func:`bench.identity.training_code_digest`: engine, teachers,
+distiller, the task package with its models), so a teacher trained on other
+data or by other code is never reused. Assistants are keyed the same way
+(:func:`assistant_hash`, with the ``kd`` method's code).
+
+Loading re-checks the sidecar's own digest and the weights' sha256 and uses
+``torch.load(..., weights_only=True)``; a cached file that fails (edited,
+truncated, unreadable) is retrained with a warning. A user's teacher file that
+fails stops the run before any training, and the error never suggests loading
+it other than weights-only.
 """
 
 from __future__ import annotations
@@ -17,11 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import warnings
+
 import torch
 from torch import nn
 
 from bench.errors import TeacherMismatchError
-from bench.paths import atomic_save, atomic_write_text, cache_dir, sha256_file
+from bench.identity import json_ready, sha256_json, training_code_digest
+from bench.paths import CacheIntegrityWarning, atomic_save, atomic_write_text, cache_dir, sha256_file
 from bench.protocol import Protocol, TeacherRecipe
 from bench.task import Split, Task
 
@@ -48,28 +61,37 @@ class Teacher:
         }
 
 
-def recipe_hash(protocol: Protocol, recipe: TeacherRecipe | None = None) -> str:
-    """Hash of everything that determines a teacher's weights: task, dataset and recipe.
+def recipe_hash(protocol: Protocol, data: str, recipe: TeacherRecipe | None = None) -> str:
+    """Hash of what determines a teacher's weights: task, dataset spec, the data's fingerprint
+    ``data`` (:func:`bench.identity.data_fingerprint`), augmentation, threads and the recipe.
 
-    ``recipe`` defaults to the protocol's teacher; ensemble members pass their own.
+    ``recipe`` defaults to the protocol's teacher; ensemble members pass their own. This hash
+    names a zoo teacher in a record's identity; the cache file is keyed by it and the code digest.
     """
     recipe = recipe or protocol.teacher
-    data = {
+    spec = {
         "task": protocol.task,
         "dataset": protocol.dataset,
+        "data": data,
         "augmentation": protocol.augmentation,
         "threads": protocol.threads,
         "teacher": dataclasses.asdict(recipe),
     }
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
-def assistant_hash(protocol: Protocol, model_name: str, taught_by: str, kd_hparams: dict[str, Any]) -> str:
-    """Hash of an assistant's recipe: the data, its model, the sha256 of the model that taught it,
-    the schedule (the protocol's student schedule), the KD hyperparameters and the seed."""
-    data = {
+def assistant_hash(protocol: Protocol, model_name: str, taught_by: str, kd_hparams: dict[str, Any],
+                   data: str) -> str:
+    """Hash of an assistant's recipe and training code: the data (spec and fingerprint), its model,
+    the sha256 of the model that taught it, the schedule (the protocol's student schedule), the KD
+    hyperparameters, the seed, and the digest of the code that trains it (with the ``kd`` method)."""
+    from bench.registry import METHODS
+
+    spec = {
         "task": protocol.task,
         "dataset": protocol.dataset,
+        "data": data,
+        "code": training_code_digest(protocol.task, METHODS.get("kd").__module__),
         "augmentation": protocol.augmentation,
         "threads": protocol.threads,
         "assistant": model_name,
@@ -78,7 +100,7 @@ def assistant_hash(protocol: Protocol, model_name: str, taught_by: str, kd_hpara
         "kd": kd_hparams,
         "seed": protocol.teacher.seed,
     }
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
 def label_space_keys(task: Task, model_name: str, num_classes: int) -> dict[str, int]:
@@ -112,14 +134,17 @@ def load_state_dict_checked(model: nn.Module, path: Path, expected_sha256: str |
     if not path.is_file():
         raise TeacherMismatchError(f"teacher file {path} does not exist")
     actual = sha256_file(path)
-    if expected_sha256 and actual != expected_sha256:
+    if expected_sha256 and actual != expected_sha256.strip().lower():
         raise TeacherMismatchError(
             f"teacher file {path}: sha256 {actual} does not match the expected {expected_sha256}"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise TeacherMismatchError(f"teacher file {path} is not a weights-only state dict: {exc}") from None
+        raise TeacherMismatchError(
+            f"teacher file {path} is not a weights-only state dict ({_load_failure(exc)}); KDBench loads "
+            "teachers weights-only and never runs code from a file: save the weights with "
+            "torch.save(model.state_dict(), path)") from None
     if not isinstance(state, dict):
         raise TeacherMismatchError(f"teacher file {path} does not hold a state dict")
     expected = model.state_dict()
@@ -140,36 +165,49 @@ def load_state_dict_checked(model: nn.Module, path: Path, expected_sha256: str |
     return actual
 
 
+def _load_failure(exc: Exception) -> str:
+    """Why torch could not load a file, without torch's advice to retry with ``weights_only=False``
+    (which would run any code the file holds): its "WeightsUnpickler error" line, else its first
+    line, else the exception's type."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = next((line for line in lines if line.startswith("WeightsUnpickler error")), lines[0] if lines else "")
+    if not reason or "weights_only" in reason:
+        return type(exc).__name__
+    return reason
+
+
 class TeacherZoo:
     """Train-or-load teachers keyed by their recipe hash (assistants by theirs)."""
 
     def __init__(self, root: Path | None = None):
         self.root = Path(root) if root else cache_dir() / "teachers"
 
-    def paths(self, protocol: Protocol, recipe: TeacherRecipe | None = None) -> tuple[Path, Path]:
-        key = recipe_hash(protocol, recipe)
+    def paths(self, protocol: Protocol, data: str, recipe: TeacherRecipe | None = None) -> tuple[Path, Path]:
+        """The cached weights and sidecar of ``recipe`` on data ``data``, trained by today's code."""
+        key = sha256_json({"recipe": recipe_hash(protocol, data, recipe), "code": training_code_digest(protocol.task)})
         return self.root / f"{key}.pt", self.root / f"{key}.json"
 
-    def is_cached(self, protocol: Protocol, recipe: TeacherRecipe | None = None) -> bool:
-        weights, meta = self.paths(protocol, recipe)
+    def is_cached(self, protocol: Protocol, data: str, recipe: TeacherRecipe | None = None) -> bool:
+        weights, meta = self.paths(protocol, data, recipe)
         return weights.is_file() and meta.is_file()
 
-    def get(self, protocol: Protocol, task: Task, splits: dict[str, Split], progress: bool = False,
+    def get(self, protocol: Protocol, task: Task, splits: dict[str, Split], data: str, progress: bool = False,
             recipe: TeacherRecipe | None = None) -> Teacher:
-        """A teacher trained from ``recipe`` (default: the protocol's teacher): cached, or trained now."""
+        """A teacher trained from ``recipe`` (default: the protocol's teacher) on ``splits``, whose
+        fingerprint is ``data``: cached, or trained now."""
         recipe = recipe or protocol.teacher
-        weights, meta_path = self.paths(protocol, recipe)
+        weights, meta_path = self.paths(protocol, data, recipe)
         teacher = self._load(task, splits, recipe.model, weights, meta_path, "zoo")
         if teacher is None:
             teacher = self._train(protocol, task, splits, recipe, weights, meta_path, progress)
         teacher.seed = recipe.seed
         return teacher
 
-    def assistant(self, protocol: Protocol, task: Task, splits: dict[str, Split], model_name: str,
+    def assistant(self, protocol: Protocol, task: Task, splits: dict[str, Split], data: str, model_name: str,
                   taught_by: Teacher, kd_hparams: dict[str, Any], progress: bool = False) -> Teacher:
         """A teacher assistant (Mirzadeh et al. 2020): ``model_name`` trained by plain KD from
         ``taught_by`` on the protocol's student schedule; cached by its recipe like a teacher."""
-        key = assistant_hash(protocol, model_name, taught_by.sha256, kd_hparams)
+        key = assistant_hash(protocol, model_name, taught_by.sha256, kd_hparams, data)
         weights, meta_path = self.root / "assistants" / f"{key}.pt", self.root / "assistants" / f"{key}.json"
         assistant = self._load(task, splits, model_name, weights, meta_path, "assistant")
         if assistant is None:
@@ -178,7 +216,7 @@ class TeacherZoo:
             from bench.teacher_cache import TeacherOutputCache
 
             outputs, _ = TeacherOutputCache.load_or_build(
-                taught_by.model, taught_by.model_name, taught_by.sha256, splits["train"].source, task,
+                taught_by.model, taught_by.model_name, taught_by.sha256, data, task,
                 splits["train"], protocol.augmentation, ("logits",))
             teaching = TeacherInput(taught_by.model, taught_by.model_name, outputs)
             assistant = self._train(protocol, task, splits, TeacherRecipe(model_name, protocol.schedule,
@@ -192,12 +230,23 @@ class TeacherZoo:
     @staticmethod
     def _load(task: Task, splits: dict[str, Split], model_name: str, weights: Path, meta_path: Path,
               source: str) -> Teacher | None:
+        """The cached teacher, or ``None`` when there is none or when its files fail their checks
+        (sidecar unreadable or edited, weights edited, truncated or unreadable): then it is retrained,
+        with a :class:`~bench.paths.CacheIntegrityWarning`."""
         if not (weights.is_file() and meta_path.is_file()):
             return None
-        meta = json.loads(meta_path.read_text())
         classes = tuple(splits["train"].classes)
         model = task.build_model(model_name, len(classes))
-        sha = load_state_dict_checked(model, weights, meta["sha256"])
+        try:
+            meta = json.loads(meta_path.read_text())
+            if not isinstance(meta, dict) or meta.get("digest") != sha256_json(
+                    {k: v for k, v in meta.items() if k != "digest"}):
+                raise TeacherMismatchError(f"sidecar {meta_path} does not match its digest (edited or truncated)")
+            sha = load_state_dict_checked(model, weights, meta["sha256"])
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TeacherMismatchError) as exc:
+            warnings.warn(f"cached {source} {weights} fails its check ({exc}); retraining it",
+                          CacheIntegrityWarning, stacklevel=3)
+            return None
         recorded = tuple(meta["classes"]) if "classes" in meta else None
         teacher = Teacher(model, model_name, sha, source, meta["metrics"], meta["train_seconds"], str(weights),
                           recorded)
@@ -228,6 +277,8 @@ class TeacherZoo:
         sha = sha256_file(weights)
         meta = {"sha256": sha, "recipe": dataclasses.asdict(recipe), "protocol": protocol.key,
                 "metrics": metrics, "train_seconds": seconds, "classes": list(classes), **(extra_meta or {})}
+        meta = json_ready(meta)  # a metric that does not apply (NaN) is stored as null
+        meta["digest"] = sha256_json(meta)
         atomic_write_text(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
         return Teacher(model, recipe.model, sha, source, metrics, seconds, str(weights), classes)
 

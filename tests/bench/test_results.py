@@ -3,27 +3,32 @@ import json
 import pytest
 
 from bench.errors import DataError
-from bench.results import ResultsStore, load_record, validate_record
+from bench.identity import make_identity
+from bench.results import ResultsStore, load_record, record_digest, validate_record
 from bench.runner import RunOptions, run_one
+
+IDENTITY = make_identity("h", "m", {}, {}, [], "d", 0)
 
 
 def make_record(**over):
+    """A schema-2 record as the store writes it (status claimed, digest set)."""
     record = {
-        "schema": 1,
+        "schema": 2,
         "protocol": {"name": "p", "key": "p@v1", "version": 1, "hash": "h", "task": "t", "tier": "smoke"},
-        "method": {"name": "m", "hparams": {}}, "seed": 0, "status": "verified",
+        "method": {"name": "m", "hparams": {}}, "identity": IDENTITY, "seed": 0, "status": "claimed",
         "metrics": {"top1": 50.0}, "primary_metric": "top1",
         "efficiency": {}, "cost": {}, "provenance": {},
     }
     record.update(over)
+    record["digest"] = record_digest(record)
     return record
 
 
 def test_write_is_atomic_and_readable(tmp_path):
     store = ResultsStore(tmp_path)
     path = store.write(make_record())
-    assert path == tmp_path / "p@v1" / "m" / "seed-0.json"
-    assert store.read("p@v1", "m", 0)["metrics"] == {"top1": 50.0}
+    assert path == tmp_path / "p@v1" / "m" / IDENTITY["entry"][:12] / "seed-0.json"
+    assert store.read("p@v1", IDENTITY)["metrics"] == {"top1": 50.0}
     assert [p.name for p in path.parent.iterdir()] == ["seed-0.json"]
 
 
