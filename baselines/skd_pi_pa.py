@@ -1,7 +1,7 @@
 """Structured KD, pixel-wise plus pair-wise parts (Liu et al., CVPR 2019).
 
     l_pa = 1/N^2 sum_ij (a_t_ij - a_s_ij)^2,   a_ij = cosine of nodes i, j
-    L = CE + 10 * l_pi + lambda_pa * l_pa,   lambda_pa = 1.0 (the code's default; its run script uses 0.5)
+    L = CE + 80 * l_pi + lambda_pa * l_pa,   lambda_pa = 1.0 (the code's default; its run script uses 0.5)
 
 Nodes: the PSP feature (``psp.out``) max-pooled with a window of half the map
 (``pool_scale`` 0.5, a 2x2 node grid), each node L2-normalised over channels

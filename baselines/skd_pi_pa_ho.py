@@ -7,13 +7,16 @@ a discriminator D scores score maps, the student is the generator.
         L_D = lambda_d * (E[D(Q_s)] - E[D(Q_t)] + 10 * GP),   GP on x = eps Q_t + (1 - eps) Q_s
     student term:
         l_ho = -lambda_d * E[D(Q_s)],   lambda_d = 0.1
-    L = CE + 10 * l_pi + lambda_pa * l_pa + l_ho
+    L = CE + 80 * l_pi + lambda_pa * l_pa + l_ho   (80: :mod:`baselines.skd_pi`)
 
 D follows the authors' SAGAN-style design in miniature: BatchNorm on the score
 map, spectrally normalised 4x4 stride-2 convs with LeakyReLU 0.1, a final conv
-to one score per sample. Not reproduced (stated): the self-attention blocks
-(the maps here are 8x8), and D's optimizer is Adam (lr 4e-4, betas 0.9/0.99),
-our choice where the reference gives only lr_D = 4e-4. D is updated only in
+without padding over the remaining map to one score per sample (the reference's
+4x4 map and 4x4 last conv; a patch map of several scores would make the mean in
+the losses and the gradient penalty's critic differ). Not reproduced (stated):
+the self-attention blocks (the maps here are 8x8), and D's optimizer is Adam
+(lr 4e-4, betas 0.9/0.99), our choice, where the reference (``kd_model.py``)
+uses SGD with lr_D = 4e-4, the student's momentum and weight decay. D is updated only in
 :meth:`after_step`, from detached score maps, so its step never touches the
 student; its parameters are counted as extra parameters.
 """
@@ -30,13 +33,23 @@ from bench.registry import METHODS
 from tasks.segmentation.losses import gradient_penalty
 
 
-def score_map_discriminator(num_classes: int, width: int = 32) -> nn.Module:
-    """BN, then spectrally normalised 4x4 stride-2 convs (LeakyReLU 0.1), then a 1-channel conv."""
+def _halved(size: int) -> int:
+    """Output size of a 4x4, stride-2, padding-1 convolution."""
+    return (size + 2 - 4) // 2 + 1
+
+
+def score_map_discriminator(num_classes: int, map_hw: tuple[int, int], width: int = 32) -> nn.Module:
+    """BN, spectrally normalised 4x4 stride-2 convs (LeakyReLU 0.1), then one conv without padding
+    spanning what is left of the map: one score per sample, as the reference D's last 4x4 conv
+    leaves (1x1) on its 4x4 map, so E[D] and the gradient penalty see the same critic."""
+    height, width_left = (_halved(_halved(int(n))) for n in map_hw)
+    if height < 1 or width_left < 1:
+        raise ValueError(f"score maps of {map_hw[0]}x{map_hw[1]} are too small for the discriminator (at least 4x4)")
     return nn.Sequential(
         nn.BatchNorm2d(num_classes),
         spectral_norm(nn.Conv2d(num_classes, width, 4, 2, 1)), nn.LeakyReLU(0.1),
         spectral_norm(nn.Conv2d(width, 2 * width, 4, 2, 1)), nn.LeakyReLU(0.1),
-        spectral_norm(nn.Conv2d(2 * width, 1, 3, 1, 1)),
+        spectral_norm(nn.Conv2d(2 * width, 1, (height, width_left))),
     )
 
 
@@ -53,7 +66,8 @@ class SKDHolistic(SKDPixelPair):
         self._last_maps: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def build_extras(self, student_shapes, teacher_shapes):
-        self.discriminator = score_map_discriminator(student_shapes["logits.low"][1])
+        shape = student_shapes["logits.low"]
+        self.discriminator = score_map_discriminator(shape[1], tuple(shape[-2:]))
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams["lr_d"],
                                             betas=(0.9, 0.99))
         return None

@@ -11,7 +11,8 @@
 
 Conventions shared by every loss: the teacher tensors are detached inside the loss (gradients
 reach the student arguments only); every loss is averaged over the batch (the SKD reference code
-sums over the per-GPU batch instead, a constant factor the loss weight absorbs); half-precision
+sums its pixel term over the per-GPU batch of 8 instead: ``baselines.skd_pi`` multiplies its weight
+by 8 to keep the authors' weight relative to CE); half-precision
 inputs are computed in float32 and every other floating dtype is kept.
 """
 
@@ -50,7 +51,8 @@ def pixelwise_kd(student_logits: Tensor, teacher_logits: Tensor, temperature: fl
     Σ_i −q^t_i · log q^s_i / (W·H) with T = 1; the KL used here differs from it by the teacher's
     entropy, a constant with respect to the student, so the gradients are identical and a perfect
     student gets exactly 0. No T² factor is applied (SKD uses T = 1); the reference code sums over
-    the per-GPU batch, here the batch is averaged.
+    the per-GPU batch (8 images), here the batch is averaged, and the method's weight carries the
+    factor 8 (:mod:`baselines.skd_pi`).
 
     Args:
         student_logits, teacher_logits: (B, C, H, W) score maps of the same shape; the caller
@@ -153,8 +155,14 @@ def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor,
     (the penalty regularises D only); the gradient is taken with ``create_graph=True`` so the
     returned GP can be back-propagated into D's parameters. ε is drawn with ``torch.rand`` from
     ``generator`` (on the generator's device) when given, else from the global RNG. If D returns
-    a tuple or list (e.g. SAGAN's (out, attn1, attn2)), its first element is the score; a
-    non-scalar score per sample (a patch map) is summed, as ``grad_outputs=ones`` does.
+    a tuple or list (e.g. SAGAN's (out, attn1, attn2)), its first element is the score.
+
+    The critic value of a sample is the *mean* of D's output over its non-batch dimensions, the
+    same reduction as the WGAN terms E[D(x)] (``D(x).mean()``), so the penalty constrains the
+    gradient of the function the losses use. The reference code (``CriterionAdditionalGP``)
+    differentiates the sum (``grad_outputs=ones``) but its D ends in a 4x4 convolution without
+    padding that leaves one score per sample, where sum and mean coincide; with a patch map
+    (P scores per sample) the sum would penalise a gradient P times the losses' critic.
     """
     if real.shape != fake.shape:
         raise ValueError(f"real {tuple(real.shape)} and fake {tuple(fake.shape)} differ in shape")
@@ -171,7 +179,11 @@ def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor,
     score = discriminator(x_hat)
     if isinstance(score, tuple | list):
         score = score[0]
-    (grad,) = torch.autograd.grad(score, x_hat, grad_outputs=torch.ones_like(score), create_graph=True)
+    if score.numel() % batch or score.shape[0] != batch:
+        raise ValueError(f"the discriminator returned a score of shape {tuple(score.shape)} for {batch} samples; "
+                         "expected (B, ...) with B first")
+    critic = score.reshape(batch, -1).mean(dim=1)  # one value per sample, as E[D(x)] reduces it
+    (grad,) = torch.autograd.grad(critic.sum(), x_hat, create_graph=True)
     norms = torch.linalg.vector_norm(grad.reshape(batch, -1), ord=2, dim=1)
     return ((norms - 1) ** 2).mean()
 

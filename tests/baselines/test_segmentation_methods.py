@@ -26,12 +26,38 @@ def fixed_inputs(seed=0):
     return LossInputs(student, teacher, labels, {"ce": torch.tensor(1.25)})
 
 
-def test_skd_pixel_is_ten_times_the_pixelwise_kl():
+def test_skd_pixel_is_eighty_times_the_batch_mean_pixelwise_kl():
     inputs = fixed_inputs()
     terms = SKDPixel().losses(inputs, None)
     assert terms["ce"].item() == 1.25
-    expected = 10 * pixelwise_kd(inputs.student["logits.low"], inputs.teacher["logits.low"])
+    expected = 80 * pixelwise_kd(inputs.student["logits.low"], inputs.teacher["logits.low"])
     torch.testing.assert_close(terms["pixel"], expected)
+
+
+def test_skd_pixel_has_the_authors_weight_relative_to_ce():
+    """The authors' term is 10 x (sum over the 8 images of a batch of the pixel cross-entropy / (W H)),
+    next to a CE averaged over images: on the same batch of 8, the project's term has its gradient."""
+    g = torch.Generator().manual_seed(4)
+    student = torch.randn(8, 5, 6, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    teacher = torch.randn(8, 5, 6, 6, generator=g, dtype=torch.float64)
+    n, c, h, w = student.shape
+    authors = 10 * (-(teacher.softmax(1) * student.log_softmax(1))).sum() / (h * w)
+    inputs = LossInputs({"logits.low": student}, {"logits.low": teacher}, None, {"ce": torch.tensor(0.0)})
+    ours = SKDPixel().losses(inputs, None)["pixel"]
+    (grad_authors,) = torch.autograd.grad(authors, student)
+    (grad_ours,) = torch.autograd.grad(ours, student)
+    torch.testing.assert_close(grad_ours, grad_authors)
+    entropy = 10 * (-(teacher.softmax(1) * teacher.log_softmax(1))).sum() / (h * w)
+    torch.testing.assert_close(ours + entropy, authors)  # KL = cross-entropy - the teacher's entropy
+
+
+@pytest.mark.parametrize("hw", [(8, 8), (16, 12), (4, 4)])
+def test_discriminator_gives_one_score_per_sample(hw):
+    """As the reference D (a 4x4 map into a 4x4 conv): one critic value per sample, so the losses'
+    mean and the gradient penalty see the same critic."""
+    method = SKDHolistic()
+    method.build_extras({"logits.low": torch.Size([2, 3, *hw])}, {})
+    assert method.discriminator(torch.randn(2, 3, *hw)).shape == (2, 1, 1, 1)
 
 
 def test_skd_pair_adds_the_affinity_term():

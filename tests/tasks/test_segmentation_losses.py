@@ -172,6 +172,20 @@ class Energy(nn.Module):
         return 0.5 * (x**2).flatten(1).sum(dim=1)
 
 
+class PatchIdentity(nn.Module):
+    """D(x) = x for x of shape (B, 1, 2, 2): a 2x2 patch map of scores per sample."""
+
+    def forward(self, x):
+        return x
+
+
+def test_gradient_penalty_takes_the_patch_mean_as_the_critic():
+    # the losses use E[D] = the mean of the 4 scores: d mean / dx = 1/4 per entry, norm 1/2, GP = (1/2 - 1)^2.
+    # (the sum of the 4 scores would give a norm of 2 and GP = 1: a different critic from the losses')
+    real = torch.randn(3, 1, 2, 2, dtype=torch.float64)
+    assert gradient_penalty(PatchIdentity(), real, torch.zeros_like(real)).item() == pytest.approx(0.25, rel=1e-12)
+
+
 def test_gradient_penalty_linear_discriminator_is_exact():
     # D(x) = w.x + b: the gradient is w at every x_hat, so GP = (||w|| - 1)^2 = (3 - 1)^2 = 4
     d = linear_discriminator([1.0, 2.0, 2.0])
