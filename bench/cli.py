@@ -1,4 +1,4 @@
-"""The ``kdbench`` command: list, run, suite, sweep, leaderboard, profile, regress.
+"""The ``kdbench`` command: list, run, suite, sweep, leaderboard, profile, regress, verify-record.
 
 User errors (:class:`~bench.errors.KDBenchError`) print one line and exit with
 their code (2 for unknown names and bad configs); Ctrl-C exits 130 and leaves no
@@ -69,6 +69,66 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The real-format datasets each task reads instead of its generated one (``kdbench run --dataset``),
+#: with the layout each expects under ``--data-root``.
+REAL_DATASETS: dict[str, dict[str, str]] = {
+    "classification": {
+        "cifar10": "<root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta} (the python version)",
+        "cifar100": "<root>/cifar-100-python/{train, test, meta} (the python version)",
+        "imagefolder": "<root>/train/<class>/<images> and <root>/test/<class>/<images> (<root>/val/ optional)",
+    },
+    "detection": {
+        "coco": "<root>/annotations/instances_{train2017,val2017}.json and the images in <root>/{train2017,val2017}/",
+    },
+    "segmentation": {
+        "cityscapes": "<root>/leftImg8bit/{train,val}/<city>/<name>_leftImg8bit.png and "
+                      "<root>/gtFine/{train,val}/<city>/<name>_gtFine_labelTrainIds.png",
+        "voc": "<root>/ImageSets/Segmentation/{train,val}.txt, <root>/JPEGImages/<id>.jpg and "
+               "<root>/SegmentationClass/<id>.png",
+    },
+}
+
+
+def protocol_for_data(protocol, dataset: str | None, data_root: str | None):
+    """``protocol``, or with ``dataset`` (a real-format dataset of its task) in place of its generated one.
+
+    The derived protocol keeps everything else (models, schedule, seeds, metrics) and is named
+    ``<protocol>+<dataset>`` (key e.g. ``detection-smoke+coco@v1``); its dataset spec, hence its
+    hash, differs, so its records, teachers and tables never mix with the generated data's. Every
+    problem is raised here, before any data is read: an unknown name lists the task's valid ones,
+    a missing ``--data-root`` names the layout expected, and ``--data-root`` on a protocol whose
+    generated dataset cannot read it asks for ``--dataset``.
+    """
+    import dataclasses
+
+    from bench.registry import DATASETS
+
+    valid = REAL_DATASETS.get(protocol.task, {})
+    names = ", ".join(valid) or "(none)"
+    if dataset is None:
+        if data_root is not None and protocol.dataset.get("name") not in DATASETS_READING_A_ROOT:
+            raise ConfigError(f"protocol {protocol.key!r} uses the generated dataset {protocol.dataset.get('name')!r}, "
+                              f"which reads no --data-root; give --dataset NAME to read {data_root} instead "
+                              f"(for task {protocol.task!r}: {names})")
+        return protocol
+    if dataset not in valid:
+        raise ConfigError(f"--dataset {dataset!r} is not a real dataset of task {protocol.task!r} (protocol "
+                          f"{protocol.key!r}); valid: {names}")
+    DATASETS.get(dataset)  # registered (the table above names only registered loaders)
+    if data_root is None:
+        raise ConfigError(f"--dataset {dataset}: give its folder with --data-root; expected layout: {valid[dataset]}")
+    if not Path(data_root).is_dir():
+        raise ConfigError(f"--data-root {data_root} is not a folder; expected layout for {dataset}: {valid[dataset]}")
+    return dataclasses.replace(
+        protocol, name=f"{protocol.name}+{dataset}", dataset={"name": dataset},
+        description=f"{protocol.key} with the real dataset {dataset!r} (read from --data-root) in place of "
+                    f"{protocol.dataset.get('name')!r}; models, schedule and seeds unchanged.")
+
+
+#: every dataset name of :data:`REAL_DATASETS`: the ones that read ``--data-root``
+DATASETS_READING_A_ROOT = frozenset(name for names in REAL_DATASETS.values() for name in names)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.protocol import get_protocol
     from bench.registry import METHODS
@@ -76,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.identity import data_fingerprint
     from bench.runner import Workspace, run_identity, run_one
 
-    protocol = get_protocol(args.protocol)
+    protocol = protocol_for_data(get_protocol(args.protocol), args.dataset, args.data_root)
     METHODS.get(args.method)  # unknown names fail before any data is touched
     seeds = tuple(args.seeds) if args.seeds else protocol.seeds
     options = _options(args, teacher_file=args.teacher, teacher_sha256=args.teacher_sha256,
@@ -116,6 +176,20 @@ def render_folders(args: argparse.Namespace) -> tuple[Path, Path]:
     return results, not_published(Path(args.out) if args.out else results / "leaderboard")
 
 
+def refuse_dirty_publish() -> None:
+    """Stop ``--publish`` before any training unless the checkout is clean: every published record
+    names a commit, and only an unmodified tree makes that commit reproduce it (issue 11 §2)."""
+    from bench.provenance import dirty_files
+
+    dirty = dirty_files()
+    if dirty is None:
+        raise ConfigError("--publish needs a git checkout: published records must name the commit that produced them")
+    if dirty:
+        shown = ", ".join(dirty[:10]) + (f" and {len(dirty) - 10} more" if len(dirty) > 10 else "")
+        raise ConfigError(f"--publish refuses a dirty tree: {len(dirty)} tracked file(s) modified ({shown}); "
+                          "commit or stash them first, so that the records' commit reproduces them")
+
+
 def not_published(out: Path) -> Path:
     """``out``, unless it is (or is inside) a published folder, which only ``--publish`` writes."""
     for folder in (PUBLISHED_TABLES, PUBLISHED_SWEEPS, PUBLISHED_RECORDS, REGRESSION_REFERENCE):
@@ -131,6 +205,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
     from leaderboard.render import check_leaderboard_output
 
     results, out = render_folders(args)
+    if args.publish:
+        refuse_dirty_publish()
     keys = {p.key for p in protocols_of_tier(args.tier)}  # the store's top folders are protocol keys
     keys |= {d.name for d in results.iterdir() if d.is_dir()} if results.is_dir() else set()
     check_leaderboard_output(out, sorted(keys), args.overwrite)  # refuse now, not after the runs
@@ -150,6 +226,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     results, sweeps = Path(args.results), Path(args.sweeps)
     out = not_published(Path(args.out) if args.out else sweeps) if not args.publish else PUBLISHED_SWEEPS
     if args.publish:
+        refuse_dirty_publish()
         results, sweeps = PUBLISHED_RECORDS, PUBLISHED_SWEEPS / "records"
     protocol = get_protocol(args.protocol)
     check_targets(out, sweep_file_names(protocol.key), args.overwrite)  # refuse now, not after the runs
@@ -157,6 +234,28 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     paths = write_sweep(table, out, args.overwrite)
     print(render_sweep_markdown(table))
     print("written: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_verify_record(args: argparse.Namespace) -> int:
+    """Rerun one record's seed and compare its metrics; see :mod:`bench.verify`."""
+    from bench.results import verified_path
+    from bench.runner import RunOptions
+    from bench.verify import verify_record
+
+    if args.tolerance < 0:
+        raise ConfigError(f"--tolerance {args.tolerance}: must be >= 0 (metric points)")
+    options = RunOptions(device=args.device, data_root=args.data_root, teacher_file=args.teacher,
+                         ensemble_files=tuple(args.ensemble_teacher), progress=not args.quiet)
+    checks, _ = verify_record(args.file, options, args.tolerance, args.results)
+    bad = [c for c in checks if not c.ok]
+    for c in bad:
+        print(f"{c.metric}: recorded {c.recorded}, rerun {c.rerun}")
+    if bad:
+        print(f"{args.file}: {len(bad)} of {len(checks)} metrics differ (tolerance {args.tolerance}); not verified")
+        return 1
+    print(f"{args.file}: all {len(checks)} metrics reproduced (tolerance {args.tolerance}); "
+          f"verified -> {verified_path(args.file)}")
     return 0
 
 
@@ -283,6 +382,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _add_dataset_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", metavar="NAME",
+                   help="read this real-format dataset from --data-root in place of the protocol's generated one "
+                        "(the protocol becomes <protocol>+NAME; e.g. coco, cifar10, cifar100, imagefolder, "
+                        "cityscapes, voc)")
+
+
 def _add_overwrite_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace files in the output folder that kdbench did not write (by default such a file "
@@ -309,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a method hyperparameter (repeatable)")
     _add_run_options(p)
+    _add_dataset_option(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("suite",
@@ -348,6 +455,20 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{PUBLISHED_TABLES} (never written otherwise)")
     _add_overwrite_option(p)
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("verify-record", help="rerun a record's seed; on identical metrics mark it verified "
+                                             "(writes seed-<n>.verified.json next to it)")
+    p.add_argument("file", help="a seed-<n>.json record")
+    p.add_argument("--results", help="keep the rerun's record in this folder (default: a temporary one)")
+    p.add_argument("--tolerance", type=float, default=0.0,
+                   help="largest accepted difference per metric, in metric points (default: 0, exact)")
+    p.add_argument("--teacher", help="the teacher file the record names (records distilled from a file)")
+    p.add_argument("--ensemble-teacher", action="append", default=[], metavar="FILE",
+                   help="the ensemble files the record names, in order (repeat)")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--data-root", help="the real dataset the record was made from")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_verify_record)
 
     p = sub.add_parser("profile", help="params, MACs/FLOPs, latency and throughput of a protocol's models or any model")
     p.add_argument("--protocol", help="profile this protocol's teacher and student at its input and batch size")
