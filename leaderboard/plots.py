@@ -5,15 +5,17 @@ against GMACs and against batch-1 latency, one point per method's student and
 one for the teacher; a teacher ensemble's own accuracy is a horizontal
 reference line (an ensemble has no single cost). A point is on the Pareto front
 when no other point is at least as accurate and at most as costly while strictly
-better in one of the two.
-Written as PNG and SVG next to the tables.
+better in one of the two. A row whose mean is not finite is left out (it is
+flagged in the table), and a one-seed row has no error bar.
+Rendered to bytes (PNG and SVG) and written with the tables by
+:func:`leaderboard.manifest.write_outputs`.
 """
 
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from leaderboard.render import Table
 
@@ -45,9 +47,9 @@ def table_points(table: Table, axis: str) -> list[Point]:
     points = []
     for row in table.rows:
         cost = getattr(row, axis)
-        if cost is not None:
-            summary = row.metrics[table.primary_metric]
-            points.append(Point(row.method, cost, summary.mean, summary.std if summary.n > 1 else 0.0))
+        summary = row.metrics[table.primary_metric]
+        if cost is not None and math.isfinite(summary.mean):
+            points.append(Point(row.name, cost, summary.mean, summary.std if math.isfinite(summary.std) else 0.0))
     for teacher in table.teachers:
         cost = getattr(teacher, axis)
         if cost is not None and teacher.metric is not None:
@@ -60,10 +62,10 @@ def reference_lines(table: Table) -> list[tuple[str, float]]:
     return [(f"ensemble: {e.members}", e.metric) for e in table.ensembles if e.metric is not None]
 
 
-def write_plots(table: Table, out_dir: Path) -> list[Path]:
-    """Write the table's plots (PNG and SVG per axis); returns the paths (none if nothing to plot)."""
+def plot_files(table: Table) -> dict[str, bytes]:
+    """The table's plots, ``<key>-<metric>-vs-<axis>.png|svg`` -> bytes (none if nothing to plot)."""
     plt = pyplot()
-    written = []
+    written: dict[str, bytes] = {}
     for axis, axis_label in AXES:
         points = table_points(table, axis)
         if not points:
@@ -89,8 +91,7 @@ def write_plots(table: Table, out_dir: Path) -> list[Path]:
         ax.set_title(f"{table.protocol_key}: {table.primary_metric} vs {axis_label.split(',')[0].split(' (')[0]}")
         ax.legend(loc="lower right", fontsize=8)
         ax.grid(alpha=0.3)
-        written += save_figure(fig, out_dir / f"{table.protocol_key}-{table.primary_metric}-vs-"
-                                          f"{axis.removesuffix('_ms')}")
+        written.update(figure_files(fig, f"{table.protocol_key}-{table.primary_metric}-vs-{axis.removesuffix('_ms')}"))
     return written
 
 
@@ -116,18 +117,14 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, stem: Path) -> list[Path]:
-    """Write ``fig`` as ``stem.png`` and ``stem.svg`` atomically (the SVG without a date, so an
-    unchanged figure re-renders to the same bytes), close it, and return the two paths."""
-    from bench.paths import atomic_write_bytes
-
+def figure_files(fig, stem: str) -> dict[str, bytes]:
+    """``{stem.png: ..., stem.svg: ...}``: ``fig`` rendered (the SVG without a date, so an unchanged
+    figure re-renders to the same bytes), then closed."""
     fig.tight_layout()
-    paths = []
-    for suffix in (".png", ".svg"):
+    files = {}
+    for fmt in ("png", "svg"):
         buffer = io.BytesIO()
-        fig.savefig(buffer, format=suffix[1:], metadata={"Date": None} if suffix == ".svg" else None)
-        path = stem.with_suffix(suffix)
-        atomic_write_bytes(path, buffer.getvalue())
-        paths.append(path)
+        fig.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+        files[f"{stem}.{fmt}"] = buffer.getvalue()
     pyplot().close(fig)
-    return paths
+    return files

@@ -3,6 +3,8 @@
 Written as ``<protocol key>-takd-assistant-sweep.{md,csv,png,svg}``; the plot shows
 the student's primary metric (mean ± std over seeds) against the assistant's
 parameter count, with single-teacher KD and the baseline as reference lines.
+The files are written through :func:`leaderboard.manifest.write_outputs`, so a
+re-render replaces only the sweep's own files and never a file it did not write.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import io
 import math
 from pathlib import Path
 
-from bench.paths import atomic_write_text
 from bench.stats import Summary
 from bench.sweep import SweepTable
-from leaderboard.plots import log_x_axis, pyplot, save_figure
-from leaderboard.render import format_diff
+from leaderboard.manifest import write_outputs
+from leaderboard.plots import figure_files, log_x_axis, pyplot
+from leaderboard.render import format_diff, format_summary
 
 
 def render_sweep_markdown(table: SweepTable) -> str:
@@ -26,7 +28,7 @@ def render_sweep_markdown(table: SweepTable) -> str:
              f"(T and alpha of `takd`). Student {primary}: mean ± std over seeds (n); Δ: paired by seed, "
              "95% Student-t CI. * marks the protocol's own assistant, fixed before any TAKD run.", ""]
     for name, summary in table.references.items():
-        lines.append(f"- reference `{name}`: {summary.mean:.2f} ± {summary.std:.2f} ({summary.n})")
+        lines.append(f"- reference `{name}`: {format_summary(summary)}")
     lines += ["", "| Assistant | Params | GMACs | Assistant's own " + primary + " | Student " + primary
               + " | Δ vs kd [95% CI] | Δ vs baseline [95% CI] | Total train, all stages (s) |",
               "| :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -35,7 +37,7 @@ def render_sweep_markdown(table: SweepTable) -> str:
             row.assistant + (" *" if row.is_protocol_default else ""), f"{row.assistant_params:,}",
             "" if row.assistant_gmacs is None else f"{row.assistant_gmacs:.4f}",
             "" if row.assistant_metric is None else f"{row.assistant_metric:.2f}",
-            f"{row.student.mean:.2f} ± {row.student.std:.2f} ({row.student.n})",
+            format_summary(row.student),
             format_diff(row.diff_kd), format_diff(row.diff_baseline),
             "" if row.total_train_seconds is None else f"{row.total_train_seconds:.0f}",
         ]) + " |")
@@ -63,25 +65,34 @@ def render_sweep_csv(table: SweepTable) -> str:
     return buffer.getvalue()
 
 
-def write_sweep(table: SweepTable, out_dir: str | Path) -> list[Path]:
-    """Write ``<key>-takd-assistant-sweep.{md,csv,png,svg}`` to ``out_dir``; returns the paths."""
-    out = Path(out_dir)
-    stem = out / f"{table.protocol.key}-takd-assistant-sweep"
-    paths = [stem.with_suffix(".md"), stem.with_suffix(".csv")]
-    atomic_write_text(paths[0], render_sweep_markdown(table))
-    atomic_write_text(paths[1], render_sweep_csv(table))
-    return paths + _plot(table, stem)
+def sweep_stem(protocol_key: str) -> str:
+    return f"{protocol_key}-takd-assistant-sweep"
 
 
-def _plot(table: SweepTable, stem: Path) -> list[Path]:
+def sweep_file_names(protocol_key: str) -> list[str]:
+    """The names :func:`write_sweep` may write for a protocol (to check a folder before a long sweep)."""
+    return [f"{sweep_stem(protocol_key)}.{ext}" for ext in ("md", "csv", "png", "svg")]
+
+
+def write_sweep(table: SweepTable, out_dir: str | Path, overwrite: bool = False) -> list[Path]:
+    """Write ``<key>-takd-assistant-sweep.{md,csv,png,svg}`` to ``out_dir``; returns the paths.
+    A file there that this tool did not write is refused unless ``overwrite``."""
+    stem = sweep_stem(table.protocol.key)
+    files = {f"{stem}.md": render_sweep_markdown(table).encode(), f"{stem}.csv": render_sweep_csv(table).encode(),
+             **_plot(table, stem)}
+    return write_outputs(out_dir, files, f"sweep {table.protocol.key}", overwrite=overwrite)
+
+
+def _plot(table: SweepTable, stem: str) -> dict[str, bytes]:
     if not table.rows:
-        return []
+        return {}
     plt = pyplot()
 
     primary = table.protocol.primary_metric
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     x = [r.assistant_params / 1e6 for r in table.rows]
-    ax.errorbar(x, [r.student.mean for r in table.rows], yerr=[r.student.std for r in table.rows], fmt="o-",
+    spread = [r.student.std if math.isfinite(r.student.std) else 0.0 for r in table.rows]  # one seed: no bar
+    ax.errorbar(x, [r.student.mean for r in table.rows], yerr=spread, fmt="o-",
                 color="tab:red", capsize=3, label="TAKD student (mean ± std)")
     for r, xi in zip(table.rows, x, strict=True):
         ax.annotate(r.assistant.split("_")[-1] + (" *" if r.is_protocol_default else ""), (xi, r.student.mean),
@@ -97,4 +108,4 @@ def _plot(table: SweepTable, stem: Path) -> list[Path]:
     ax.set_title(f"{table.protocol.key}: student {primary} vs assistant size")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
-    return save_figure(fig, stem)
+    return figure_files(fig, stem)

@@ -1,9 +1,11 @@
 import dataclasses
 
-from leaderboard.plots import Point, pareto_front, write_plots
+import math
+
+from leaderboard.plots import Point, pareto_front, plot_files, table_points
 from leaderboard.render import build_tables
 
-from test_render import sample_records  # noqa: E402  (same folder)
+from test_render import record, sample_records  # noqa: E402  (same folder)
 
 
 def test_pareto_front_by_hand():
@@ -13,20 +15,25 @@ def test_pareto_front_by_hand():
     assert set(pareto_front([b, tie])) == {b, tie}  # equal points do not dominate each other
 
 
-def test_plots_are_written(tmp_path):
+def test_plots_are_rendered(tmp_path):
     [table] = build_tables(sample_records())
-    paths = write_plots(table, tmp_path)
-    names = sorted(p.name for p in paths)
-    assert names == sorted(f"classification-mini@v1-top1-vs-{axis}.{ext}"
-                           for axis in ("gmacs", "latency") for ext in ("png", "svg"))
-    assert all(p.stat().st_size > 1000 for p in paths)
+    files = plot_files(table)
+    assert sorted(files) == sorted(f"classification-mini@v1-top1-vs-{axis}.{ext}"
+                                   for axis in ("gmacs", "latency") for ext in ("png", "svg"))
+    assert all(len(data) > 1000 for data in files.values())
 
 
-def test_rendering_twice_gives_the_same_bytes(tmp_path):
+def test_rendering_twice_gives_the_same_bytes():
     [table] = build_tables(sample_records())
-    first = {p.name: p.read_bytes() for p in write_plots(table, tmp_path / "a")}
-    second = {p.name: p.read_bytes() for p in write_plots(table, tmp_path / "b")}
-    assert first == second
+    assert plot_files(table) == plot_files(table)
+
+
+def test_one_seed_and_non_finite_rows_do_not_break_the_plot():
+    records = sample_records() + [record("crd", 0, math.inf), record("at", 0, 72.0)]
+    [table] = build_tables(records)
+    points = {p.label: p for p in table_points(table, "gmacs")}
+    assert "crd" not in points and points["at"].spread == 0.0  # inf left out; one seed: no error bar
+    assert plot_files(table)
 
 
 def test_ensemble_accuracy_is_a_reference_line():
