@@ -40,6 +40,18 @@ def device_name(device: str) -> str:
     return processor_name()
 
 
+def dirty_files() -> list[str] | None:
+    """Tracked files with uncommitted changes (staged or not), sorted; ``None`` outside a git checkout.
+
+    A record names the commit it was produced from; with changes on top, no commit reproduces it,
+    so ``suite --publish`` and ``sweep --publish`` refuse to run while this is not empty.
+    """
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    if status is None:
+        return None
+    return sorted(line.split(maxsplit=1)[1].split(" -> ")[-1] for line in status.splitlines() if line.strip())
+
+
 def collect(device: str, threads: int) -> dict[str, Any]:
     versions = {}
     for name in PACKAGES:
@@ -47,10 +59,10 @@ def collect(device: str, threads: int) -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    dirty = dirty_files()
     return {
         "commit": _git("rev-parse", "HEAD"),
-        "dirty": None if status is None else bool(status),
+        "dirty": None if dirty is None else bool(dirty),
         "packages": versions,
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import ConfigError
-from bench.paths import atomic_save, cache_dir
+from bench.paths import cache_dir, load_checked, save_checked
 from bench.registry import DATASETS, MODELS, TASKS
 from bench.task import Split, Task
 from tasks.classification import real, shapes
@@ -78,9 +78,8 @@ def load_shapes20(train_per_class: int, val_per_class: int, test_per_class: int,
                 seed=seed, size=size, generator=shapes.GENERATOR_VERSION)
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / "data" / f"shapes20-v{shapes.GENERATOR_VERSION}-{key}.pt"
-    if path.is_file():
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-    else:
+    stored = load_checked(path, "generated dataset")  # None when absent, edited or truncated: regenerated
+    if stored is None:
         stored = {}
         for offset, (split, per_class) in enumerate(
             (("train", train_per_class), ("val", val_per_class), ("test", test_per_class))
@@ -90,7 +89,7 @@ def load_shapes20(train_per_class: int, val_per_class: int, test_per_class: int,
                 label_noise=label_noise if split == "train" else 0.0,
             )
             stored[split] = {"inputs": torch.from_numpy(images), "targets": torch.from_numpy(labels)}
-        atomic_save(stored, path)
+        save_checked(stored, path)
     return {
         name: Split(part["inputs"], part["targets"], shapes.CLASSES, source=f"shapes20:{key}:{name}")
         for name, part in stored.items()

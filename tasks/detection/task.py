@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.errors import ConfigError
-from bench.paths import atomic_save, cache_dir
+from bench.errors import ConfigError, DataError
+from bench.paths import cache_dir, load_checked, save_checked
 from bench.registry import DATASETS, MODELS, TASKS
 from bench.task import Batch, Split, Task
 from tasks.detection import coco, scenes
@@ -140,9 +140,8 @@ def load_scenes(train_images: int, val_images: int, test_images: int, seed: int 
                 generator=scenes.GENERATOR_VERSION)
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / "data" / f"scenes-{key}.pt"
-    if path.is_file():
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-    else:
+    stored = load_checked(path, "generated dataset")  # None when absent, edited or truncated: regenerated
+    if stored is None:
         stored = {}
         for offset, (name, count) in enumerate((("train", train_images), ("val", val_images), ("test", test_images))):
             images, annotations = scenes.generate_scenes(count, seed=seed * 1000 + offset, size=size)
@@ -151,7 +150,7 @@ def load_scenes(train_images: int, val_images: int, test_images: int, seed: int 
                 "boxes": [torch.as_tensor(a["boxes"], dtype=torch.float32) for a in annotations],
                 "labels": [torch.as_tensor(a["labels"], dtype=torch.int64) for a in annotations],
             }
-        atomic_save(stored, path)
+        save_checked(stored, path)
     splits = {}
     for name, part in stored.items():
         annotations = [{"boxes": b.numpy(), "labels": lab.numpy(), "image_id": i + 1}
@@ -165,12 +164,34 @@ def load_scenes(train_images: int, val_images: int, test_images: int, seed: int 
 @DATASETS.register("coco")
 def load_coco_dataset(root: str | None = None, train: str = "train2017", val: str = "val2017",
                       test: str = "val2017") -> dict[str, Split]:
-    """Real COCO from ``--data-root``: ``annotations/instances_<split>.json`` and ``<split>/`` images."""
+    """Real COCO from ``--data-root``: ``annotations/instances_<split>.json`` and ``<split>/`` images.
+
+    Every split must list the training split's categories (the same names in the same order of
+    id): the model's class k is the k-th category, so a test file with other categories would be
+    scored against the wrong classes. A difference raises a DataError naming both files.
+    """
     if root is None:
-        raise ConfigError("dataset coco: give the COCO folder with --data-root")
+        raise ConfigError(f"dataset coco: give the COCO folder with --data-root; {coco.LAYOUT}")
     splits = {}
     for name, folder in (("train", train), ("val", val), ("test", test)):
         images, targets, classes, ground_truth = coco.load_coco_root(root, folder)
+        if name != "train":
+            _check_same_categories(splits["train"].classes, classes, coco.annotation_path(root, train),
+                                   coco.annotation_path(root, folder))
         tensors = [torch.from_numpy(np.ascontiguousarray(image)) for image in images]
         splits[name] = _as_split(tensors, targets, classes, ground_truth, f"coco:{root}:{folder}")
     return splits
+
+
+def _check_same_categories(train: tuple[str, ...], other: tuple[str, ...], train_file, other_file) -> None:
+    if tuple(train) == tuple(other):
+        return
+    only_train = [c for c in train if c not in other]
+    only_other = [c for c in other if c not in train]
+    if only_train or only_other:
+        what = (f"only in the training file: {', '.join(only_train) or '(none)'}; only in {other_file}: "
+                f"{', '.join(only_other) or '(none)'}")
+    else:
+        what = f"the same names in another order of category id: {', '.join(train)} vs {', '.join(other)}"
+    raise DataError(f"COCO categories of {other_file} differ from the training file {train_file} ({what}); "
+                    "every split must list the same categories")

@@ -17,7 +17,7 @@ import json
 import torch
 from torch import nn
 
-from bench.paths import atomic_save, cache_dir
+from bench.paths import cache_dir, load_checked, save_checked
 from bench.registry import DATASETS, MODELS, TASKS
 from bench.task import Batch, Split, Task
 from tasks.pose import coco_keypoints, figures, heatmaps
@@ -104,14 +104,13 @@ def load_figures(train_images: int, val_images: int, test_images: int, seed: int
                 generator=figures.GENERATOR_VERSION)
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / "data" / f"figures-{key}.pt"
-    if path.is_file():
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-    else:
+    stored = load_checked(path, "generated dataset")  # None when absent, edited or truncated: regenerated
+    if stored is None:
         stored = {}
         for offset, (name, count) in enumerate((("train", train_images), ("val", val_images), ("test", test_images))):
             images, keypoints = figures.generate_crops(count, seed=seed * 1000 + offset, height=height, width=width)
             stored[name] = {"inputs": torch.from_numpy(images), "targets": torch.from_numpy(keypoints)}
-        atomic_save(stored, path)
+        save_checked(stored, path)
     splits = {}
     for name, part in stored.items():
         ground_truth = coco_keypoints.to_coco_keypoints(part["targets"].numpy(), height, width, figures.KEYPOINTS,

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import ConfigError
-from bench.paths import atomic_save, cache_dir
+from bench.paths import cache_dir, load_checked, save_checked
 from bench.registry import DATASETS, MODELS, TASKS
 from bench.task import Split, Task
 from tasks.segmentation import io, scenes
@@ -85,14 +85,13 @@ def load_seg_scenes(train_images: int, val_images: int, test_images: int, seed: 
                 generator=scenes.GENERATOR_VERSION)
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / "data" / f"seg_scenes-{key}.pt"
-    if path.is_file():
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-    else:
+    stored = load_checked(path, "generated dataset")  # None when absent, edited or truncated: regenerated
+    if stored is None:
         stored = {}
         for offset, (name, count) in enumerate((("train", train_images), ("val", val_images), ("test", test_images))):
             images, labels = scenes.generate_scenes(count, seed=seed * 1000 + offset, size=size)
             stored[name] = {"inputs": torch.from_numpy(images), "targets": torch.from_numpy(labels)}
-        atomic_save(stored, path)
+        save_checked(stored, path)
     return {name: Split(part["inputs"], part["targets"], scenes.CLASSES, source=f"seg_scenes:{key}:{name}")
             for name, part in stored.items()}
 

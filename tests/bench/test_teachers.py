@@ -76,15 +76,21 @@ def test_user_teacher_file_is_used(tiny_protocol, tmp_path):
     model = task.build_model(tiny_protocol.teacher.model, 20)
     path = tmp_path / "teacher.pt"
     torch.save(model.state_dict(), path)
+    sha = sha256_file(path)
     record = run_one(tiny_protocol, "kd", 0, ResultsStore(tmp_path / "r"),
-                     RunOptions(teacher_file=str(path), teacher_sha256=sha256_file(path)))
+                     RunOptions(teacher_file=str(path), teacher_sha256=sha.upper()))  # case does not matter
     assert record["teacher"]["source"] == "file"
-    assert record["teacher"]["sha256"] == sha256_file(path)
+    assert record["teacher"]["sha256"] == sha
+    # a seed distilled from a user's file is its own entry, never averaged with zoo-teacher seeds
+    assert record["identity"]["teachers"] == [{"source": "file", "sha256": sha}]
+    assert not record["identity"]["default"] and record["identity"]["label"] == f"teacher file {sha[:8]}"
 
 
 def test_pickled_module_is_not_loaded(tiny_protocol, tmp_path):
     task = TASKS.get("classification")()
     path = tmp_path / "teacher.pt"
     torch.save(task.build_model(tiny_protocol.teacher.model, 20), path)  # a whole module, not weights
-    with pytest.raises(TeacherMismatchError, match="weights-only"):
+    with pytest.raises(TeacherMismatchError, match="weights-only") as info:
         run_one(tiny_protocol, "kd", 0, ResultsStore(tmp_path / "r"), RunOptions(teacher_file=str(path)))
+    assert "weights_only" not in str(info.value)  # torch's advice to load it unsafely is never repeated
+    assert str(path) in str(info.value)
