@@ -13,7 +13,7 @@ import pytest
 
 import bench.cli
 from bench.cli import main
-from bench.errors import DataError
+from bench.errors import ConfigError, DataError
 from bench.results import ResultsStore
 from bench.stats import ALPHA, holm, interval, paired_difference
 from leaderboard.manifest import MANIFEST_NAME, OutputConflictError, write_outputs
@@ -355,7 +355,7 @@ def test_leaderboard_on_user_results_leaves_the_published_tables_untouched(user_
     assert main(["leaderboard", "--results", str(user_results)]) == 0
     assert _contents(published_tables) == before
     assert (user_results / "leaderboard" / "classification-mini@v1.csv").is_file()  # the default output
-    with pytest.raises(Exception, match="written only with --publish"):  # naming the published folder explicitly
+    with pytest.raises(ConfigError, match="written only with --publish"):  # a folder inside it too
         bench.cli.not_published(published_tables / "sub")
     assert main(["leaderboard", "--results", str(user_results), "--out", str(published_tables)]) == 2
     assert _contents(published_tables) == before
