@@ -160,7 +160,18 @@ class Workspace:
 
     @property
     def input_size(self) -> tuple[int, ...]:
-        return tuple(self.splits["train"].inputs.shape[1:])
+        """One training sample's shape (no batch dimension), what the models are profiled at. Inputs
+        held as a list of samples of different sizes (real COCO images) give the most common shape
+        (the first seen of the most common, on a tie)."""
+        from collections import Counter
+
+        inputs = self.splits["train"].inputs
+        if isinstance(inputs, torch.Tensor):
+            return tuple(inputs.shape[1:])
+        if not len(inputs):
+            raise ConfigError(f"protocol {self.protocol.key!r}: the training split holds no samples")
+        counts = Counter(tuple(sample.shape) for sample in inputs)
+        return max(counts, key=counts.__getitem__)
 
     def profile(self, model_name: str) -> dict[str, Any]:
         """Efficiency of architecture ``model_name`` at the protocol's input and batch size (cached)."""

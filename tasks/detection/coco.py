@@ -212,10 +212,15 @@ def load_coco(annotation_file: str | Path, image_dir: str | Path
     return images, targets, classes, coco
 
 
+def annotation_path(root: str | Path, split: str) -> Path:
+    """``<root>/annotations/instances_<split>.json``."""
+    return Path(root) / "annotations" / f"instances_{split}.json"
+
+
 def load_coco_root(root: str | Path, split: str) -> tuple[list[np.ndarray], list[dict], tuple[str, ...], dict]:
     """:func:`load_coco` of ``<root>/annotations/instances_<split>.json`` and ``<root>/<split>/``."""
     root = Path(root)
-    annotation_file = root / "annotations" / f"instances_{split}.json"
+    annotation_file = annotation_path(root, split)
     image_dir = root / split
     if not annotation_file.is_file():
         raise DataError(f"COCO annotation file {annotation_file} does not exist; {_layout(root, split)}")
