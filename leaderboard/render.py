@@ -390,8 +390,8 @@ def _comparison_lines(table: Table) -> list[str]:
     for row, reference, c in pairs:
         lines.append(_markdown_line([
             row.name, reference, _fmt(c.diff.mean, "+.2f"), str(c.diff.n),
-            _interval_text(c.diff.ci_low, c.diff.ci_high),
-            f"{_interval_text(c.low, c.high)} ({1 - c.level:.2%})" if c.tested else "",
+            interval_text(c.diff.ci_low, c.diff.ci_high),
+            f"{interval_text(c.low, c.high)} ({1 - c.level:.2%})" if c.tested else "",
             _p_text(c.p), _p_text(c.p_holm), verdict(c),
         ]))
     return lines
@@ -411,7 +411,7 @@ def verdict(comparison: Comparison) -> str:
     return f"not separated (power: about {comparison.mdd:.1f} points)"
 
 
-def _interval_text(low: float, high: float) -> str:
+def interval_text(low: float, high: float) -> str:
     return "" if _missing(low) or _missing(high) else f"[{low:+.2f}, {high:+.2f}]"
 
 
@@ -485,7 +485,7 @@ COMPARISON_COLUMNS = ("mean", "ci_low", "ci_high", "n", "p", "p_holm", "holm_lev
                       "mdd", "verdict")
 
 
-def _comparison_values(comparison: Comparison | None) -> list[Any]:
+def comparison_values(comparison: Comparison | None) -> list[Any]:
     if comparison is None:
         return [None] * len(COMPARISON_COLUMNS)
     d = comparison.diff
@@ -514,7 +514,7 @@ def render_csv(table: Table) -> str:
         stages = row.stage_seconds or {}
         values = [row.verified, row.n, table.comparisons,
                   *(v for m in table.metrics for v in (row.metrics[m].mean, row.metrics[m].std)),
-                  *_comparison_values(row.vs_baseline), *_comparison_values(row.vs_kd),
+                  *comparison_values(row.vs_baseline), *comparison_values(row.vs_kd),
                   row.student_params, row.extra_params, row.gmacs,
                   row.latency_ms, row.throughput_per_s, row.train_seconds,
                   *(stages.get(stage) for stage in STAGES if stage != "student"), row.total_train_seconds]

@@ -14,36 +14,71 @@ import io
 import math
 from pathlib import Path
 
-from bench.stats import Summary
+from bench.stats import ALPHA, Comparison, holm
 from bench.sweep import SweepTable
 from leaderboard.manifest import write_outputs
 from leaderboard.plots import figure_files, log_x_axis, pyplot
-from leaderboard.render import format_diff, format_summary
+from leaderboard.render import (
+    COMPARISON_COLUMNS,
+    comparison_values,
+    format_diff,
+    format_summary,
+    interval_text,
+    verdict,
+)
+
+REFERENCES = ("kd", "baseline")  # every assistant's student is compared with both, paired by seed
+
+
+def sweep_comparisons(table: SweepTable) -> dict[tuple[int, str], Comparison]:
+    """Holm's adjustment over all comparisons of the sweep table (each row vs kd and vs baseline):
+    one family, as in the leaderboard tables (:func:`bench.stats.holm`)."""
+    return holm({(i, ref): diff for i, row in enumerate(table.rows) for ref in REFERENCES
+                 if (diff := _diff(row, ref)) is not None})
+
+
+def _diff(row, reference: str):
+    return row.diff_kd if reference == "kd" else row.diff_baseline
+
+
+def _holm_cell(comparison: Comparison | None) -> str:
+    if comparison is None:
+        return ""
+    if not comparison.tested:
+        return verdict(comparison)
+    return f"{interval_text(comparison.low, comparison.high)} ({1 - comparison.level:.2%}): {verdict(comparison)}"
 
 
 def render_sweep_markdown(table: SweepTable) -> str:
     p, primary = table.protocol, table.protocol.primary_metric
+    adjusted = sweep_comparisons(table)
+    m = next(iter(adjusted.values())).m if adjusted else 0
     lines = [f"## {p.key}: TAKD assistant-size sweep", "",
              f"Teacher {p.teacher.model} → assistant → student {p.student}; every stage plain KD "
              f"(T and alpha of `takd`). Student {primary}: mean ± std over seeds (n); Δ: paired by seed, "
-             "95% Student-t CI. * marks the protocol's own assistant, fixed before any TAKD run.", ""]
+             f"nominal {1 - ALPHA:.0%} Student-t CI, then the Holm-adjusted CI over the m = {m} paired t tests of "
+             f"this table (family-wise {1 - ALPHA:.0%}) and the verdict it supports. * marks the protocol's own "
+             "assistant, fixed before any TAKD run.", ""]
     for name, summary in table.references.items():
         lines.append(f"- reference `{name}`: {format_summary(summary)}")
     lines += ["", "| Assistant | Params | GMACs | Assistant's own " + primary + " | Student " + primary
-              + " | Δ vs kd [95% CI] | Δ vs baseline [95% CI] | Total train, all stages (s) |",
-              "| :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for row in table.rows:
+              + " | Δ vs kd [95% CI] | Holm-adjusted vs kd | Δ vs baseline [95% CI] | Holm-adjusted vs baseline "
+              "| Total train, all stages (s) |",
+              "| :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for i, row in enumerate(table.rows):
         lines.append("| " + " | ".join([
             row.assistant + (" *" if row.is_protocol_default else ""), f"{row.assistant_params:,}",
             "" if row.assistant_gmacs is None else f"{row.assistant_gmacs:.4f}",
             "" if row.assistant_metric is None else f"{row.assistant_metric:.2f}",
             format_summary(row.student),
-            format_diff(row.diff_kd), format_diff(row.diff_baseline),
+            *(cell for ref in REFERENCES
+              for cell in (format_diff(_diff(row, ref)), _holm_cell(adjusted.get((i, ref))))),
             "" if row.total_train_seconds is None else f"{row.total_train_seconds:.0f}",
         ]) + " |")
     best = max(table.rows, key=lambda r: r.student.mean, default=None)
     if best is not None:
-        lines += ["", f"Best mean: {best.assistant} ({best.student.mean:.2f})."]
+        lines += ["", f"Highest mean: {best.assistant} ({best.student.mean:.2f}); whether it is separated from "
+                      "the others is for the intervals to say, not the means."]
     return "\n".join(lines) + "\n"
 
 
@@ -51,15 +86,16 @@ def render_sweep_csv(table: SweepTable) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["protocol", "protocol_hash", "assistant", "protocol_default", "assistant_params",
-                     "assistant_gmacs", "assistant_metric", "student_mean", "student_std", "n",
-                     "diff_kd_mean", "diff_kd_ci_low", "diff_kd_ci_high",
-                     "diff_baseline_mean", "diff_baseline_ci_low", "diff_baseline_ci_high", "total_train_seconds"])
-    nan = Summary(math.nan, math.nan, 0, math.nan, math.nan)
-    for row in table.rows:
-        kd, base = row.diff_kd or nan, row.diff_baseline or nan
+                     "assistant_gmacs", "assistant_metric", "student_mean", "student_std", "n", "comparisons",
+                     *(f"diff_{ref}_{column}" for ref in REFERENCES for column in COMPARISON_COLUMNS),
+                     "total_train_seconds"])
+    adjusted = sweep_comparisons(table)
+    m = next(iter(adjusted.values())).m if adjusted else 0
+    for i, row in enumerate(table.rows):
         values = [row.assistant_params, row.assistant_gmacs, row.assistant_metric, row.student.mean,
-                  row.student.std, row.student.n, kd.mean, kd.ci_low, kd.ci_high, base.mean, base.ci_low,
-                  base.ci_high, row.total_train_seconds]
+                  row.student.std, row.student.n, m,
+                  *(v for ref in REFERENCES for v in comparison_values(adjusted.get((i, ref)))),
+                  row.total_train_seconds]
         writer.writerow([table.protocol.key, table.protocol.spec_hash, row.assistant, row.is_protocol_default,
                          *("" if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in values)])
     return buffer.getvalue()
