@@ -65,6 +65,9 @@ def verify_record(path: str | Path, options, tolerance: float = 0.0,
     if not path.is_file():
         raise ConfigError(f"record file {path} does not exist")
     record = load_record(path)
+    if results is not None and Path(results).resolve() == path.resolve().parents[3]:
+        raise ConfigError(f"--results {results} is the store holding {path}: the rerun would replace the record "
+                          "it is checking; give another folder")
     identity, recorded = record["identity"], record["protocol"]
     protocol = get_protocol(recorded["name"])
     if protocol.spec_hash != recorded["hash"] or protocol.key != recorded["key"]:

@@ -209,3 +209,9 @@ def test_publish_refuses_a_dirty_tree_before_training(monkeypatch, capsys, comma
     assert cli.main(command) == 2
     err = capsys.readouterr().err
     assert "dirty tree" in err and "bench/engine.py" in err
+
+
+def test_verify_record_never_reruns_into_the_store_it_checks(stored):
+    _, root, _ = stored
+    with pytest.raises(ConfigError, match="would replace the record"):
+        verify_record(record_file(root), RunOptions(), results=root)
