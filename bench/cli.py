@@ -365,11 +365,14 @@ def cmd_regress(args: argparse.Namespace) -> int:
         print(f"reference replaced: {copied} records from {current_root} now in {reference}")
         return 0
     tolerance = args.tolerance if args.tolerance is not None else regress.EXACT_TOLERANCE
-    checks = regress.compare(iter_records(current_root), iter_records(reference), mode=args.mode,
-                             tolerance=tolerance, k=args.k)
+    current, references = list(iter_records(current_root)), list(iter_records(reference))
+    checks = regress.compare(current, references, mode=args.mode, tolerance=tolerance, k=args.k)
     print(regress.format_checks(checks, failed_only=args.failures_only))
     print(regress.summary(checks))
     failed += sum(c.failed for c in checks)
+    note = regress.environment_note(current, references)
+    if note and args.mode == "exact" and any(c.status == "changed" for c in checks):
+        print(note)
     return 1 if failed else 0
 
 
@@ -524,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt as exc:  # Ctrl-C, or bench.errors.Interrupted for SIGINT/SIGTERM
         signum = getattr(exc, "signum", signal.SIGINT)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # stopping: a second Ctrl-C must not break the exit
+            signal.signal(sig, signal.SIG_IGN)
         print(f"kdbench: stopped by {signal.Signals(signum).name}; every worker was stopped and no partial "
               "record was written", file=sys.stderr)
         return 128 + signum

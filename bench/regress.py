@@ -434,6 +434,33 @@ def _num(value: float) -> str:
     return f"{value:.2f}" if abs(value) >= 0.01 or value == 0 else f"{value:.1e}"
 
 
+ENVIRONMENT_FIELDS = ("packages", "python", "processor", "platform", "device")
+
+
+def environment_note(current: Iterable[Record], reference: Iterable[Record]) -> str:
+    """A hint when the two sets of records come from different environments ("" if the same).
+
+    The exact mode assumes one: the committed smoke reference produced on another VM of the same
+    fleet (same torch, same CPU name, another kernel build) differed from a rerun here in 110 of
+    302 values, by up to 10 points on one segmentation class IoU.
+    """
+    def seen(records: Iterable[Record]) -> dict[str, set[str]]:
+        fields: dict[str, set[str]] = defaultdict(set)
+        for r in records:
+            for field in ENVIRONMENT_FIELDS:
+                fields[field].add(json.dumps(r.get("provenance", {}).get(field), sort_keys=True))
+        return fields
+
+    cur, ref = seen(current), seen(reference)
+    changed = [f"{field} {' / '.join(sorted(ref[field]))} -> {' / '.join(sorted(cur[field]))}"
+               for field in ENVIRONMENT_FIELDS if cur[field] != ref[field]]
+    if not changed:
+        return ""
+    return ("note: the reference comes from another environment (" + "; ".join(changed) + "); the exact mode "
+            "holds on the reference's environment only: compare with --mode stat, or regenerate the reference "
+            "here")
+
+
 # -- updating the reference -----------------------------------------------------
 
 

@@ -254,3 +254,12 @@ def test_cli_check_published(tmp_path, capsys):
     assert main(["regress", "--check-published", "--published", str(published)]) == 1
     out = capsys.readouterr().out
     assert "schedule.lr: 0.1 -> 0.05" in out and "1 of 2 match" in out
+
+
+def test_environment_note_names_what_differs():
+    ref, cur = reference(), reference()
+    assert regress.environment_note(cur, ref) == ""
+    for r in cur:
+        r["provenance"] = {"platform": "Linux-other-kernel"}
+    note = regress.environment_note(cur, ref)
+    assert "platform null -> \"Linux-other-kernel\"" in note and "--mode stat" in note
