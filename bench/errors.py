@@ -49,3 +49,17 @@ class TeacherMismatchError(KDBenchError):
 
 class NonFiniteLossError(KDBenchError):
     """Training produced a NaN or infinite loss; the message names the step and terms."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT (Ctrl-C) or SIGTERM stopped the run; the CLI exits with ``128 + signum`` (130, 143).
+
+    A :class:`KeyboardInterrupt`, so that it unwinds everything a Ctrl-C would (temporary files
+    are removed, no partial record is written) and no ``except Exception`` swallows it.
+    """
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")

@@ -68,6 +68,8 @@ def prepare(protocol: Protocol, methods: list[str], options: RunOptions) -> None
 
 #: seconds a stopped worker gets to unwind its run before it is killed
 STOP_GRACE_SECONDS = 10.0
+#: longest the main process sleeps in a wait before it looks for a signal
+POLL_SECONDS = 0.2
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _stopping = {"depth": 0, "signum": None, "saved": {}}
 
@@ -218,23 +220,43 @@ class JobQueue:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        stopping = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
         try:
-            if self.pool is not None and not stopping:
-                try:
-                    if exc_type is None:
-                        for future in cf.as_completed(self.futures):
-                            future.result()
-                finally:
-                    self.pool.shutdown(wait=True, cancel_futures=True)
-        except KeyboardInterrupt:
-            stopping = True
+            if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+                self._stop_workers()
+            elif self.pool is not None:
+                self._finish(failed=exc_type is not None)
+        except KeyboardInterrupt:  # a signal while waiting for the jobs
+            self._stop_workers()
             raise
         finally:
-            if stopping:  # the signal was raised once; later ones are ignored until the block is left
-                self._stop_workers()
             self.bar.close()
             self._signals.__exit__(None, None, None)
+
+    def _finish(self, failed: bool) -> None:
+        """Wait for every job and raise the first failure. After a failure (here or in the caller),
+        cancel what has not started and let what runs finish. A signal meanwhile propagates at once."""
+        if not failed:
+            try:
+                self._wait_all()
+            except Exception:
+                self._finish(failed=True)
+                raise
+        else:
+            for future in self.futures:
+                future.cancel()
+            self._wait_all(raise_failure=False)
+        self.pool.shutdown(wait=True)  # every job is done: returns at once
+
+    def _wait_all(self, raise_failure: bool = True) -> None:
+        """Wait for every job, raising the first failure. The wait wakes every :data:`POLL_SECONDS`:
+        a signal may be delivered to one of the pool's threads, and the main thread runs Python's
+        handler only when it wakes (a plain blocking wait slept through SIGTERM until the jobs ended)."""
+        pending = set(self.futures)
+        while pending:
+            done, pending = cf.wait(pending, timeout=POLL_SECONDS, return_when=cf.FIRST_EXCEPTION)
+            for future in done:
+                if raise_failure and not future.cancelled() and future.exception() is not None:
+                    raise future.exception()
 
     def _stop_workers(self) -> None:
         """Cancel every queued job, SIGTERM every worker, wait up to :data:`STOP_GRACE_SECONDS` for it
