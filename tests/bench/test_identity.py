@@ -162,3 +162,16 @@ def test_two_imagefolder_datasets_do_not_share_a_teacher(tiny_protocol, tmp_path
     assert zoo.is_cached(protocol, ws_a.data) and not zoo.is_cached(protocol, ws_b.data)
     assert run_identity(protocol, "kd", 0, RunOptions(data_root=str(tmp_path / "a")))["data"] == ws_a.data
     assert zoo.paths(protocol, ws_a.data) != zoo.paths(protocol, ws_b.data)
+
+
+def test_run_command_runs_a_variant_next_to_the_stored_default(tmp_path, capsys):
+    from bench.cli import main
+
+    base = ["run", "--protocol", "classification-smoke", "--method", "kd", "--seeds", "0",
+            "--results", str(tmp_path), "--quiet"]
+    assert main(base) == 0
+    assert main([*base, "--set", "alpha=0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "already in" not in out and "kd [alpha=0.5] seed 0:" in out
+    assert main([*base, "--set", "alpha=0.5"]) == 0
+    assert "kd [alpha=0.5] seed 0: already in" in capsys.readouterr().out
