@@ -56,6 +56,7 @@ class CAMKD(Method):
     """Confidence-aware multi-teacher KD; see the module docstring."""
 
     defaults = {"T": 4.0, "gamma": 1.0, "alpha": 1.0, "beta": 50.0}
+    ranges = {"T": "(0, inf)", "gamma": "[0, inf)", "alpha": "[0, inf)", "beta": "[0, inf)"}
     student_features = ("logits", FEATURE)
     teacher_features = ("logits", FEATURE)
     tasks = ("classification", "segmentation")

@@ -24,6 +24,7 @@ class ChannelWiseKD(Method):
     """Channel-wise distillation on logits; see the module docstring."""
 
     defaults = {"weight": 3.0, "tau": 4.0}
+    ranges = {"weight": "[0, inf)", "tau": "(0, inf)"}
     student_features = ("logits.low",)
     teacher_features = ("logits.low",)
     tasks = ("segmentation",)

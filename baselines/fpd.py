@@ -20,6 +20,7 @@ class FPD(Method):
     """Heatmap distillation mixed with the ground-truth heatmap loss; see the module docstring."""
 
     defaults = {"alpha": 0.5}
+    ranges = {"alpha": "[0, 1]"}
     teacher_features = ("logits",)
     tasks = ("pose",)
 

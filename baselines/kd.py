@@ -39,6 +39,7 @@ class KD(Method):
     """Hinton KD on the output logits; see the module docstring for the formula."""
 
     defaults = {"T": 4.0, "alpha": 0.9}
+    ranges = {"T": "(0, inf)", "alpha": "[0, 1]"}  # a temperature divides logits; alpha mixes two losses
     teacher_features = ("logits",)
     tasks = ("classification", "segmentation")
 

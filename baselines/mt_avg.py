@@ -22,6 +22,7 @@ class MultiTeacherAverage(Method):
     """Mean of per-teacher KD terms; see the module docstring."""
 
     defaults = {"T": 4.0, "alpha": 0.9}
+    ranges = {"T": "(0, inf)", "alpha": "[0, 1]"}
     teacher_features = ("logits",)
     tasks = ("classification", "segmentation")
     multi_teacher = True

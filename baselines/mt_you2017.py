@@ -83,6 +83,7 @@ class MultiTeacherYou2017(Method):
     """Averaged soft targets plus the voted relative-dissimilarity triplet loss; see the module docstring."""
 
     defaults = {"T": 4.0, "alpha": 0.9, "beta": 1.0, "margin": 0.2}
+    ranges = {"T": "(0, inf)", "alpha": "[0, 1]", "beta": "[0, inf)", "margin": "[0, inf)"}
     student_features = ("logits", FEATURE)
     teacher_features = ("logits", FEATURE)
     tasks = ("classification",)

@@ -40,9 +40,84 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
     return values
 
 
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes a signed 64-bit seed
+
+
+def check_device(name: str) -> None:
+    """Raise :class:`ConfigError` unless ``name`` is a torch device that exists on this machine
+    (checked before any data or teacher is touched, so a missing GPU is not found after training)."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ConfigError(f"--device {name!r} is not a torch device ({exc}); e.g. cpu, cuda, cuda:1") from None
+    if device.type == "cpu":
+        return
+    if device.type != "cuda":
+        raise ConfigError(f"--device {name!r}: device type {device.type!r} is not supported; use cpu or cuda[:N]")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise ConfigError(f"--device {name!r}: this machine has no usable CUDA GPU (torch {torch.__version__}); "
+                          "use --device cpu")
+    if device.index is not None and device.index >= count:
+        raise ConfigError(f"--device {name!r}: this machine has {count} CUDA GPU(s), cuda:0..cuda:{count - 1}")
+
+
+def check_writable_folder(path: str | Path, option: str) -> None:
+    """Raise :class:`ConfigError` unless ``path`` is a folder (or can become one) that this user can
+    write: a probe file is created and removed in it, or in its nearest existing parent."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path} is not a folder")
+    probe_in = path
+    while not probe_in.exists():
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        raise ConfigError(f"{option} {path}: {probe_in} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".tmp-probe-", dir=probe_in)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot write in {probe_in} ({exc.strerror})") from None
+
+
+def check_run_args(args: argparse.Namespace) -> None:
+    """The checks every command that trains runs first: the device, seeds in 0..2^63-1, ``--jobs`` of
+    at least 1, and a writable results folder. Each failure is one line naming the option and value."""
+    check_device(args.device)
+    for seed in getattr(args, "seeds", None) or ():
+        if not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"--seeds {seed}: a seed must be in 0..2^63-1 ({MAX_SEED})")
+    jobs = getattr(args, "jobs", 1)
+    if jobs < 1:
+        raise ConfigError(f"--jobs {jobs}: must be at least 1")
+    if getattr(args, "results", None):
+        check_writable_folder(args.results, "--results")
+
+
+def check_options_apply(method: str, args: argparse.Namespace) -> None:
+    """Teacher options the method would silently ignore are errors: ``--teacher`` for a method
+    without a single teacher, ``--ensemble-teacher`` for one without an ensemble, ``--teacher-sha256``
+    without ``--teacher``."""
+    from bench.registry import METHODS
+
+    cls = METHODS.get(method)
+    if args.teacher_sha256 and not args.teacher:
+        raise ConfigError("--teacher-sha256 checks the file given with --teacher, and no --teacher was given")
+    if args.teacher and (not cls.teacher_features or cls.multi_teacher):
+        use = "give its teachers with --ensemble-teacher" if cls.multi_teacher else "it learns from no teacher"
+        raise ConfigError(f"--teacher does not apply to method {method!r}: {use}")
+    if args.ensemble_teacher and not cls.multi_teacher:
+        raise ConfigError(f"--ensemble-teacher does not apply to method {method!r}: it learns from "
+                          f"{'one teacher (use --teacher)' if cls.teacher_features else 'no teacher'}")
+
+
 def _options(args: argparse.Namespace, **extra):
     from bench.runner import RunOptions
 
+    check_run_args(args)
     return RunOptions(
         device=args.device, teacher_output_cache=not args.no_teacher_cache,
         data_root=args.data_root, progress=not args.quiet, force=args.force, **extra,
@@ -134,13 +209,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.registry import METHODS
     from bench.results import ResultsStore
     from bench.identity import data_fingerprint
-    from bench.runner import Workspace, run_identity, run_one
+    from bench.runner import Workspace, build_method, run_identity, run_one
 
     protocol = protocol_for_data(get_protocol(args.protocol), args.dataset, args.data_root)
     METHODS.get(args.method)  # unknown names fail before any data is touched
+    check_options_apply(args.method, args)
     seeds = tuple(args.seeds) if args.seeds else protocol.seeds
     options = _options(args, teacher_file=args.teacher, teacher_sha256=args.teacher_sha256,
                        ensemble_files=tuple(args.ensemble_teacher), hparams=parse_sets(args.set))
+    build_method(protocol, args.method, options.hparams)  # types and ranges of --set, before any data
     store = ResultsStore(args.results)
     workspace, data = None, data_fingerprint(protocol.dataset, options.data_root)
     for seed in seeds:
@@ -525,6 +602,11 @@ def main(argv: list[str] | None = None) -> int:
     except KDBenchError as exc:
         print(f"kdbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile: one line naming the path
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"kdbench: error: {exc.strerror or exc}{where} (files are written atomically: no partial file "
+              "was left)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:  # Ctrl-C, or bench.errors.Interrupted for SIGINT/SIGTERM
         signum = getattr(exc, "signum", signal.SIGINT)
         for sig in (signal.SIGINT, signal.SIGTERM):  # stopping: a second Ctrl-C must not break the exit

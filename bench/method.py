@@ -37,8 +37,12 @@ class LossInputs:
 class Method:
     """Base class; subclasses register with ``@METHODS.register("name")``."""
 
-    #: hyperparameter name -> default value (the paper's).
+    #: hyperparameter name -> default value (the paper's). A value given for it (``--set``, a
+    #: protocol override) must have the default's type (an int is accepted for a float).
     defaults: ClassVar[dict[str, Any]] = {}
+    #: hyperparameter name -> the interval its value must lie in, as ``"(0, inf)"`` or ``"[0, 1]"``
+    #: (square bracket: the end is allowed), checked before anything is trained.
+    ranges: ClassVar[dict[str, str]] = {}
     #: feature points read from the student (``"logits"`` is the model output).
     student_features: ClassVar[tuple[str, ...]] = ("logits",)
     #: feature points read from the teacher; empty means no teacher is needed.
@@ -57,6 +61,8 @@ class Method:
                 f"method {type(self).__name__}: unknown hyperparameter {unknown[0]!r}; "
                 f"valid: {', '.join(sorted(self.defaults)) or '(none)'}"
             )
+        for key, value in hparams.items():
+            check_hparam(type(self).__name__, key, value, self.defaults[key], self.ranges.get(key))
         self.hparams: dict[str, Any] = {**self.defaults, **hparams}
 
     @classmethod
@@ -95,3 +101,32 @@ class Method:
 
     def after_step(self, step: int) -> None:
         """Engine hook, called after each student optimizer step (a method's own update goes here)."""
+
+
+def _kind(value: Any) -> str:
+    """The type class a hyperparameter value belongs to: bool, number, str, sequence, or other."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list | tuple):
+        return "sequence"
+    return type(value).__name__
+
+
+def check_hparam(method: str, key: str, value: Any, default: Any, interval: str | None) -> None:
+    """Raise :class:`ConfigError` unless ``value`` has the default's type (a ``None`` default takes
+    any) and lies in ``interval`` (``"(lo, hi)"``, square brackets for closed ends, ``inf`` allowed)."""
+    if default is not None and _kind(value) != _kind(default):
+        raise ConfigError(f"method {method}: hyperparameter {key!r} must be a {_kind(default)} like its "
+                          f"default {default!r}, got {value!r} ({type(value).__name__})")
+    if interval is None:
+        return
+    lo_closed, hi_closed = interval[0] == "[", interval[-1] == "]"
+    lo, hi = (float(x) for x in interval[1:-1].split(","))
+    above = value >= lo if lo_closed else value > lo
+    below = value <= hi if hi_closed else value < hi
+    if not (above and below):  # NaN fails both
+        raise ConfigError(f"method {method}: hyperparameter {key!r} = {value!r} is outside {interval}")

@@ -30,7 +30,7 @@ from dataclasses import replace
 
 from tqdm.auto import tqdm
 
-from bench.errors import Interrupted
+from bench.errors import ConfigError, Interrupted, UnknownNameError
 from bench.identity import data_fingerprint
 from bench.protocol import Protocol, get_protocol, protocols_of_tier
 from bench.registry import METHODS
@@ -42,6 +42,19 @@ def applicable_methods(protocol: Protocol) -> list[str]:
     """Registered methods that can run on ``protocol``: their task matches (``tasks=None`` means any)
     and the protocol declares the ensemble or assistant chain they need."""
     return [name for name in METHODS.names() if METHODS.get(name).unmet_requirement(protocol) is None]
+
+
+def check_method_names(methods: list[str] | None, chosen: list[Protocol]) -> None:
+    """Before anything runs: every name in ``methods`` is a registered method (else
+    :class:`UnknownNameError`, listing the valid ones) that applies to at least one chosen protocol
+    (else :class:`ConfigError` saying why not), so that a typo never makes a suite that runs nothing."""
+    for name in methods or ():
+        if name not in METHODS:
+            raise UnknownNameError("method", name, METHODS.names())
+        reasons = [METHODS.get(name).unmet_requirement(p) for p in chosen]
+        if all(reasons):
+            why = "; ".join(f"{p.key}: {r}" for p, r in zip(chosen, reasons, strict=True))
+            raise ConfigError(f"method {name!r} applies to none of the chosen protocols ({why})")
 
 
 def check_and_profile(protocol: Protocol, methods: list[str], options: RunOptions) -> None:
@@ -151,6 +164,7 @@ def run_suite(tier: str, results: str, options: RunOptions, jobs: int = 2,
               methods: list[str] | None = None, protocols: list[str] | None = None) -> list[Protocol]:
     """Run the tier's protocols (or the named ones) with their applicable methods and seeds."""
     chosen = [get_protocol(p) for p in protocols] if protocols else protocols_of_tier(tier)
+    check_method_names(methods, chosen)
     store = ResultsStore(results)
     plans: list[tuple[Protocol, list[str], list[Job]]] = []
     for protocol in chosen:
