@@ -56,6 +56,8 @@ def assert_values_fail(current, reference, protocol: str, method: str):
     failed = gate(current, reference)
     values = [c for c in failed if c.metric != regress.RECORD_CHECK]
     assert values, f"the gate missed the bug: {failed}"
+    finite = [abs(c.current - c.reference) for c in values if c.status == "changed"]
+    print(f"{protocol} {method}: {len(values)} values changed, largest by {max(finite, default=float('nan')):.3g}")
     assert {(c.protocol.split("@")[0], c.method) for c in failed} == {(protocol, method)}
 
 
