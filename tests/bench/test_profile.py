@@ -85,3 +85,65 @@ def test_profile_reports_named_units():
     assert profile["latency_ms"] > 0 and profile["latency_iqr_ms"] >= 0 and profile["latency_repeats"] >= 5
     assert profile["throughput_per_s"] > 0 and profile["throughput_batch"] == 4
     assert profile["threads"] == 1 and profile["device"] == "cpu" and profile["dtype"] == "float32"
+
+
+class _FakeProfile:
+    """Stands in for profile_model's result: latencies in order, median 1 ms, the IQRs given."""
+
+    def __init__(self, iqrs):
+        self.iqrs, self.calls = list(iqrs), 0
+
+    def __call__(self, *args, **kwargs):
+        iqr = self.iqrs[min(self.calls, len(self.iqrs) - 1)]
+        self.calls += 1
+        return type("P", (), {"to_dict": lambda _: {"latency_ms": 1.0, "latency_iqr_ms": iqr, "call": self.calls}})()
+
+
+@pytest.fixture
+def load(monkeypatch):
+    """Set the machine's load per core: ``load(2.0)``."""
+    import bench.profile
+
+    def set_load(value):
+        monkeypatch.setattr(bench.profile, "load_per_core", lambda: value)
+
+    set_load(0.1)
+    return set_load
+
+
+def test_a_disturbed_latency_is_measured_again_until_steady(load):
+    from bench.profile import MAX_LATENCY_SPREAD, measure_quietly
+
+    fake = _FakeProfile([5 * MAX_LATENCY_SPREAD, 2 * MAX_LATENCY_SPREAD, MAX_LATENCY_SPREAD / 2, 0.0])
+    result = measure_quietly(lambda: fake().to_dict())
+    assert fake.calls == 3 and result["call"] == 3 and result["measure_attempts"] == 3
+    assert result["latency_spread"] == MAX_LATENCY_SPREAD / 2 and result["quiet"] is True
+
+
+def test_after_every_attempt_the_steadiest_is_kept_and_marked_not_quiet(load):
+    from bench.profile import MAX_LATENCY_SPREAD, MEASURE_ATTEMPTS, measure_quietly
+
+    fake = _FakeProfile([3 * MAX_LATENCY_SPREAD, 2 * MAX_LATENCY_SPREAD, 4 * MAX_LATENCY_SPREAD])
+    result = measure_quietly(lambda: fake().to_dict())
+    assert fake.calls == MEASURE_ATTEMPTS and result["call"] == 2 and result["quiet"] is False
+    load(5.0)  # a steady latency on a loaded machine is not quiet either
+    assert measure_quietly(lambda: _FakeProfile([0.0])().to_dict())["quiet"] is False
+
+
+def test_a_busy_measurement_is_replaced_once_the_machine_is_quiet(load, monkeypatch, tmp_path):
+    import bench.profile
+    from bench.profile import MAX_LATENCY_SPREAD, cached_profile
+
+    monkeypatch.setenv("KDBENCH_CACHE", str(tmp_path))
+    lookup = lambda: cached_profile(lambda: None, "m", (3, 8, 8), 4)  # noqa: E731
+    load(3.0)
+    monkeypatch.setattr(bench.profile, "profile_model", _FakeProfile([0.0]))
+    busy = lookup()
+    assert busy["quiet"] is False and busy["load_per_core"] == 3.0
+    monkeypatch.setattr(bench.profile, "profile_model", _FakeProfile([MAX_LATENCY_SPREAD / 4]))
+    assert lookup() == busy  # still busy: the cached measurement is reused, not re-taken under load
+    load(0.2)
+    quiet = lookup()
+    assert quiet["quiet"] is True and quiet["latency_spread"] == MAX_LATENCY_SPREAD / 4
+    monkeypatch.setattr(bench.profile, "profile_model", lambda *a, **k: pytest.fail("a quiet profile was re-taken"))
+    assert lookup() == quiet
