@@ -156,8 +156,9 @@ def cached_profile(model_factory, name: str, input_size: tuple[int, ...], batch_
     key = hashlib.sha256(json.dumps(key_data).encode()).hexdigest()[:20]
     path = cache_dir() / "profiles" / f"{key}.json"
     cached = json.loads(path.read_text()) if path.is_file() else None
-    if cached is not None and (cached.get("quiet", False) or not machine_is_quiet()):
+    if cached is not None and (cached.get("quiet", False) or key in _TRIED_HERE or not machine_is_quiet()):
         return cached
+    _TRIED_HERE.add(key)
     result = measure_quietly(
         lambda: profile_model(model_factory(), name, input_size, batch_size, device, threads).to_dict())
     if cached is not None and not result["quiet"] and cached.get("latency_spread", 1.0) <= result["latency_spread"]:
@@ -172,6 +173,8 @@ MAX_LATENCY_SPREAD = 0.1
 MAX_LOAD_PER_CORE = 1.0
 #: measurements tried before a disturbed latency is kept (the steadiest of them)
 MEASURE_ATTEMPTS = 3
+#: profile keys this process has measured: a process re-takes a disturbed latency at most once
+_TRIED_HERE: set[str] = set()
 
 
 def load_per_core() -> float:

@@ -141,8 +141,13 @@ def test_a_busy_measurement_is_replaced_once_the_machine_is_quiet(load, monkeypa
     busy = lookup()
     assert busy["quiet"] is False and busy["load_per_core"] == 3.0
     monkeypatch.setattr(bench.profile, "profile_model", _FakeProfile([MAX_LATENCY_SPREAD / 4]))
+    load(0.2)
+    assert lookup() == busy  # this process already tried: one re-measurement per process at most
+    monkeypatch.setattr(bench.profile, "_TRIED_HERE", set())
+    load(3.0)
     assert lookup() == busy  # still busy: the cached measurement is reused, not re-taken under load
     load(0.2)
+    monkeypatch.setattr(bench.profile, "_TRIED_HERE", set())  # as a later process would start
     quiet = lookup()
     assert quiet["quiet"] is True and quiet["latency_spread"] == MAX_LATENCY_SPREAD / 4
     monkeypatch.setattr(bench.profile, "profile_model", lambda *a, **k: pytest.fail("a quiet profile was re-taken"))
