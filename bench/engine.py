@@ -8,6 +8,7 @@ change the procedure use the protocol or the method's engine hook
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -18,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.distill import Distiller
-from bench.errors import DataError, NonFiniteLossError
+from bench.errors import DataError, KDBenchError, NonFiniteLossError
 from bench.protocol import Schedule
 from bench.task import Split, Task
 
@@ -60,6 +61,20 @@ def steps_per_epoch(task: Task, split: Split, batch_size: int, what: str = "the 
                         f"fewer than one batch of {batch_size}, so it would train 0 steps (the last partial "
                         f"batch is dropped); use a dataset with at least {batch_size} training samples")
     return steps
+
+
+def check_metric_range(task: Task, metrics: dict[str, float | None]) -> None:
+    """Raise :class:`~bench.errors.KDBenchError` naming the metric when a value lies outside the range
+    the task declares (``Task.metric_range``, e.g. 0..100 for percentages): a metric of 250 is a bug,
+    never a result. ``None`` and NaN (a metric undefined on this test set) pass."""
+    bounds = getattr(task, "metric_range", None)
+    if bounds is None:
+        return
+    lo, hi = bounds
+    for name, value in metrics.items():
+        if value is not None and not math.isnan(value) and not lo <= value <= hi:
+            raise KDBenchError(f"task {task.name!r}: metric {name!r} = {value!r} is outside its range "
+                               f"{lo:g}..{hi:g}; no record was written")
 
 
 @dataclass

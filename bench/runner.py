@@ -19,7 +19,8 @@ import torch
 
 from bench import provenance
 from bench.distill import Distiller, EnsembleModel, TeacherInput
-from bench.engine import peak_memory_mb, seed_everything, set_threads, steps_per_epoch, train
+from bench.engine import (check_metric_range, peak_memory_mb, seed_everything, set_threads, steps_per_epoch,
+                          train)
 from bench.errors import ConfigError, TeacherMismatchError
 from bench.identity import data_fingerprint, json_ready, make_identity, protocol_spec
 from bench.method import Method
@@ -316,6 +317,7 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
                   progress=options.progress, desc=f"{method_name} seed {seed}", device=device)
     distiller.close()
     metrics = task.evaluate(student, splits["test"], protocol.schedule.batch_size)
+    check_metric_range(task, metrics)
     student_profile = ws.profile(protocol.student)
     set_threads(protocol.threads)
     top = teaching.stages[0][1] if teaching.kind in ("single", "chain") else None

@@ -31,6 +31,7 @@ class ClassificationTask(Task):
 
     name = "classification"
     metrics = ("top1", "top5")
+    metric_range = (0.0, 100.0)  # every metric (per-class ones too) is a percentage
     augmentations = {"none": 1, "hflip": 2}
 
     def feature_points(self, model_name: str) -> dict[str, str]:

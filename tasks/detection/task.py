@@ -33,6 +33,7 @@ class DetectionTask(Task):
 
     name = "detection"
     metrics = ("map", "map50", "map75", "map_small", "map_medium", "map_large")
+    metric_range = (0.0, 100.0)  # every metric (per-class ones too) is a percentage
     augmentations = {"none": 1, "hflip": 2}
 
     def feature_points(self, model_name: str) -> dict[str, str]:

@@ -34,6 +34,7 @@ class PoseTask(Task):
 
     name = "pose"
     metrics = ("ap", "ap50", "ap75", "pck")
+    metric_range = (0.0, 100.0)  # every metric (per-class ones too) is a percentage
     augmentations = {"none": 1, "hflip": 2}
 
     def feature_points(self, model_name: str) -> dict[str, str]:

@@ -33,6 +33,7 @@ class SegmentationTask(Task):
 
     name = "segmentation"
     metrics = ("miou", "pixel_acc")
+    metric_range = (0.0, 100.0)  # every metric (per-class ones too) is a percentage
     augmentations = {"none": 1, "hflip": 2}
     ignore_index = IGNORE_INDEX  # label of pixels no loss or metric counts
 

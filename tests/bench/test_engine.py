@@ -91,3 +91,25 @@ def test_train_itself_refuses_zero_steps(tiny_protocol):
     with pytest.raises(DataError, match=f"{len(split)} samples"):
         train(distiller, split, schedule, tiny_protocol.augmentation, seed_everything(0), desc="student x")
     assert all(torch.equal(a, b) for a, b in zip(before, student.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("value", [250.0, -0.5, float("inf")])
+def test_a_metric_outside_the_task_range_writes_no_record(tmp_path, tiny_protocol, monkeypatch, value):
+    """Every metric of the tasks is a percentage (``Task.metric_range``): 250 is a bug, not a result."""
+    from bench.errors import KDBenchError
+    from tasks.classification.task import ClassificationTask
+
+    real = ClassificationTask.evaluate
+    monkeypatch.setattr(ClassificationTask, "evaluate",
+                        lambda self, *a, **k: {**real(self, *a, **k), "top1": value})
+    with pytest.raises(KDBenchError, match=rf"metric 'top1' = {value!r} is outside its range 0..100"):
+        run_one(tiny_protocol, "baseline", 0, ResultsStore(tmp_path))
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+def test_undefined_metrics_pass_the_range_check():
+    from bench.engine import check_metric_range
+    from bench.registry import TASKS
+
+    for name in TASKS.names():
+        check_metric_range(TASKS.get(name)(), {"a": None, "b": float("nan"), "c": 0.0, "d": 100.0})
