@@ -369,6 +369,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     if bool(args.protocol) == bool(args.model):
         raise ConfigError("give exactly one of --protocol or --model")
+    check_device(args.device)
     if args.protocol:
         from bench.protocol import get_protocol
         from bench.runner import RunOptions, Workspace

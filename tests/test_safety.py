@@ -128,3 +128,20 @@ def test_intervals_are_read_with_their_brackets(value, interval, ok):
     else:
         with pytest.raises(ConfigError, match=rf"'x' = .* is outside \{interval[0]}"):
             check_hparam("m", "x", value, 1.0, interval)
+
+
+def test_a_write_that_fails_without_a_filename_names_the_target(tmp_path, monkeypatch):
+    """A full disk during ``write`` raises OSError without a filename: the atomic writer names its target
+    and leaves no temporary file behind."""
+    from bench import paths
+
+    target = tmp_path / "sub" / "seed-0.json"
+
+    def fsync_fails(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(paths.os, "fsync", fsync_fails)
+    with pytest.raises(OSError) as info:
+        paths.atomic_write_text(target, "{}")
+    assert info.value.filename == str(target) and info.value.errno == errno.ENOSPC
+    assert list(target.parent.iterdir()) == []
