@@ -3,6 +3,12 @@
 ``detection-smoke`` takes seconds (tests and CI); ``detection-mini`` is the
 embedded default, calibrated once with the teacher and the baseline (see the
 README) and then frozen: any change to it must bump ``version``.
+
+Version history of ``detection-mini``: v2 (issue 11) changes no field but the
+version: ``fgfi`` now takes each object's threshold across all FPN levels (the
+per-level threshold of v1 is the ``fgfi-per-level`` ablation), so v1 and v2
+numbers of ``fgfi`` differ. The mask and the anchor assignment are now computed
+in the detector's frame, which on the 64x64 scenes is the image's own frame.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ def detection_smoke() -> Protocol:
 def detection_mini() -> Protocol:
     """The embedded default: minutes on a laptop CPU."""
     return Protocol(
-        name="detection-mini", task="detection", tier="mini", version=1,
+        name="detection-mini", task="detection", tier="mini", version=2,
         dataset={"name": "scenes", "train_images": 600, "val_images": 50, "test_images": 300, "seed": 0},
         student="retinanet_fpn_6",
         teacher=TeacherRecipe(model="retinanet_fpn_16", schedule=Schedule(epochs=60, batch_size=16, lr=0.03)),
