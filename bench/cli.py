@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError, KDBenchError
+# the real-format datasets (REAL_DATASETS) and the protocols derived for them live next to get_protocol,
+# so that every command (run, suite and its workers, verify-record, the gate) resolves ``<protocol>+<dataset>``
+from bench.protocol import DATASETS_READING_A_ROOT, REAL_DATASETS, protocol_for_data  # noqa: F401
 
 LEADERBOARD_DIR = Path(__file__).resolve().parent.parent / "leaderboard"
 PUBLISHED_RECORDS = LEADERBOARD_DIR / "records"
@@ -144,66 +147,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-#: The real-format datasets each task reads instead of its generated one (``kdbench run --dataset``),
-#: with the layout each expects under ``--data-root``.
-REAL_DATASETS: dict[str, dict[str, str]] = {
-    "classification": {
-        "cifar10": "<root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta} (the python version)",
-        "cifar100": "<root>/cifar-100-python/{train, test, meta} (the python version)",
-        "imagefolder": "<root>/train/<class>/<images> and <root>/test/<class>/<images> (<root>/val/ optional)",
-    },
-    "detection": {
-        "coco": "<root>/annotations/instances_{train2017,val2017}.json and the images in <root>/{train2017,val2017}/",
-    },
-    "segmentation": {
-        "cityscapes": "<root>/leftImg8bit/{train,val}/<city>/<name>_leftImg8bit.png and "
-                      "<root>/gtFine/{train,val}/<city>/<name>_gtFine_labelTrainIds.png",
-        "voc": "<root>/ImageSets/Segmentation/{train,val}.txt, <root>/JPEGImages/<id>.jpg and "
-               "<root>/SegmentationClass/<id>.png",
-    },
-}
-
-
-def protocol_for_data(protocol, dataset: str | None, data_root: str | None):
-    """``protocol``, or with ``dataset`` (a real-format dataset of its task) in place of its generated one.
-
-    The derived protocol keeps everything else (models, schedule, seeds, metrics) and is named
-    ``<protocol>+<dataset>`` (key e.g. ``detection-smoke+coco@v1``); its dataset spec, hence its
-    hash, differs, so its records, teachers and tables never mix with the generated data's. Every
-    problem is raised here, before any data is read: an unknown name lists the task's valid ones,
-    a missing ``--data-root`` names the layout expected, and ``--data-root`` on a protocol whose
-    generated dataset cannot read it asks for ``--dataset``.
-    """
-    import dataclasses
-
-    from bench.registry import DATASETS
-
-    valid = REAL_DATASETS.get(protocol.task, {})
-    names = ", ".join(valid) or "(none)"
-    if dataset is None:
-        if data_root is not None and protocol.dataset.get("name") not in DATASETS_READING_A_ROOT:
-            raise ConfigError(f"protocol {protocol.key!r} uses the generated dataset {protocol.dataset.get('name')!r}, "
-                              f"which reads no --data-root; give --dataset NAME to read {data_root} instead "
-                              f"(for task {protocol.task!r}: {names})")
-        return protocol
-    if dataset not in valid:
-        raise ConfigError(f"--dataset {dataset!r} is not a real dataset of task {protocol.task!r} (protocol "
-                          f"{protocol.key!r}); valid: {names}")
-    DATASETS.get(dataset)  # registered (the table above names only registered loaders)
-    if data_root is None:
-        raise ConfigError(f"--dataset {dataset}: give its folder with --data-root; expected layout: {valid[dataset]}")
-    if not Path(data_root).is_dir():
-        raise ConfigError(f"--data-root {data_root} is not a folder; expected layout for {dataset}: {valid[dataset]}")
-    return dataclasses.replace(
-        protocol, name=f"{protocol.name}+{dataset}", dataset={"name": dataset},
-        description=f"{protocol.key} with the real dataset {dataset!r} (read from --data-root) in place of "
-                    f"{protocol.dataset.get('name')!r}; models, schedule and seeds unchanged.")
-
-
-#: every dataset name of :data:`REAL_DATASETS`: the ones that read ``--data-root``
-DATASETS_READING_A_ROOT = frozenset(name for names in REAL_DATASETS.values() for name in names)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.protocol import get_protocol
     from bench.registry import METHODS
@@ -276,19 +219,38 @@ def not_published(out: Path) -> Path:
     return out
 
 
+def suite_protocols(args: argparse.Namespace) -> list:
+    """The protocols ``suite`` runs: ``--protocols`` (else the tier's), each on ``--dataset`` when given
+    (:func:`bench.protocol.protocol_for_data`). With ``--dataset``, every chosen protocol must be of a task
+    that has it, else one error lists those that are not (before anything runs)."""
+    from bench.protocol import get_protocol, protocols_of_tier
+
+    chosen = [get_protocol(name) for name in args.protocols] if args.protocols else protocols_of_tier(args.tier)
+    if args.dataset is not None:
+        other = [p for p in chosen if args.dataset not in REAL_DATASETS.get(p.task, {})
+                 and p.dataset.get("name") != args.dataset]
+        if other:
+            tasks = sorted(task for task, names in REAL_DATASETS.items() if args.dataset in names)
+            raise ConfigError(f"--dataset {args.dataset!r} is a dataset of task {' or '.join(tasks) or '(none)'}; "
+                              f"these chosen protocols are of another task: "
+                              f"{', '.join(f'{p.name} ({p.task})' for p in other)}; choose with --protocols "
+                              f"(real datasets: {', '.join(sorted(DATASETS_READING_A_ROOT))})")
+    return [protocol_for_data(p, args.dataset, args.data_root) for p in chosen]
+
+
 def cmd_suite(args: argparse.Namespace) -> int:
-    from bench.protocol import protocols_of_tier
     from bench.suite import run_suite
     from leaderboard.render import check_leaderboard_output
 
     results, out = render_folders(args)
     if args.publish:
         refuse_dirty_publish()
-    keys = {p.key for p in protocols_of_tier(args.tier)}  # the store's top folders are protocol keys
+    chosen = suite_protocols(args)
+    keys = {p.key for p in chosen}  # the store's top folders are protocol keys
     keys |= {d.name for d in results.iterdir() if d.is_dir()} if results.is_dir() else set()
     check_leaderboard_output(out, sorted(keys), args.overwrite)  # refuse now, not after the runs
     run_suite(args.tier, str(results), _options(args), jobs=args.jobs, methods=args.methods,
-              protocols=args.protocols)
+              protocols=[p.name for p in chosen])
     print(render(results, out, args.overwrite))
     print(f"tables written to {out}")
     return 0
@@ -432,7 +394,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
     if not args.records:
         from bench.suite import run_suite
 
-        if reference.is_dir():
+        if reference.is_dir() and not args.update:  # the old reference may be unreadable when replacing it
             minutes = regress.estimate_seconds(iter_records(reference)) / 60
             print(f"running the {args.tier} tier: about {minutes:.0f} min of training on one core "
                   f"(the reference records' train_seconds), {args.jobs} job(s) in parallel")
@@ -448,9 +410,10 @@ def cmd_regress(args: argparse.Namespace) -> int:
     print(regress.format_checks(checks, failed_only=args.failures_only))
     print(regress.summary(checks))
     failed += sum(c.failed for c in checks)
-    note = regress.environment_note(current, references)
-    if note and args.mode == "exact" and any(c.status == "changed" for c in checks):
-        print(note)
+    if args.mode == "exact" and any(c.status == "changed" for c in checks):
+        print(regress.environment_note(current, references) or
+              "values changed: a deliberate change (or a rewrite that changes rounding) is checked with "
+              "--mode stat and recorded with --update, in the same review")
     return 1 if failed else 0
 
 
@@ -466,8 +429,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 def _add_dataset_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", metavar="NAME",
                    help="read this real-format dataset from --data-root in place of the protocol's generated one "
-                        "(the protocol becomes <protocol>+NAME; e.g. coco, cifar10, cifar100, imagefolder, "
-                        "cityscapes, voc)")
+                        "(the protocol becomes <protocol>+NAME, key <protocol>+NAME@v<version>; one of "
+                        f"{', '.join(sorted(DATASETS_READING_A_ROOT))})")
 
 
 def _add_overwrite_option(p: argparse.ArgumentParser) -> None:
@@ -511,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"write records to {PUBLISHED_RECORDS} and tables to {PUBLISHED_TABLES}")
     _add_overwrite_option(p)
     _add_run_options(p)
+    _add_dataset_option(p)
     p.set_defaults(func=cmd_suite)
 
     p = sub.add_parser("sweep", help="TAKD with every assistant size of a protocol's assistant_sweep: "

@@ -21,13 +21,18 @@ record checks and value checks:
 machine are bit-identical (measured: the whole smoke tier run twice from empty
 caches, 302 of 302 values equal), so any change of a value means the code
 changed what it computes. A value fails when ``|current - reference| >
-EXACT_TOLERANCE`` (absolute, in metric units). The tolerance only absorbs
-last-digit noise of a benign rewrite of the same function: KD's KL rewritten
-with ``F.kl_div`` (same formula, other rounding) was measured on the
-classification and segmentation smoke tiers (the README has the figures),
-while each planted bug of ``tests/bench/test_gate_mutations.py`` moves some
-value by a quarter point (one test image of 400) or more. Every change,
-improvement or drop, is a deliberate ``--update`` that shows in review. The
+EXACT_TOLERANCE`` (absolute, in metric units), which only absorbs
+last-digit noise. What a benign rewrite does was measured on the
+classification and segmentation smoke tiers (222 values): KD's KL written
+with ``F.kl_div`` moves none (its backward is the same ``-target`` as the
+explicit formula's); the log-softmax written as ``z - logsumexp(z)`` (same
+function, other rounding in the gradient) moves 24 values by up to 1.75
+points, because a few epochs amplify last-bit differences. Those moves are as
+large as the planted bugs' (a quarter point, one test image of 400, and up),
+so no tolerance separates them on values: the exact mode flags every
+numerical change, a rewrite that changes rounding is shown to pass
+``--mode stat`` (that one does, with no value failing) and lands with a
+reviewed ``--update``. The
 exact mode holds on the reference's environment only: the committed smoke
 reference, made on another VM of the same fleet (same torch, same CPU name,
 another kernel build), differed from a rerun of the same code here in 110 of

@@ -263,3 +263,9 @@ def test_environment_note_names_what_differs():
         r["provenance"] = {"platform": "Linux-other-kernel"}
     note = regress.environment_note(cur, ref)
     assert "platform null -> \"Linux-other-kernel\"" in note and "--mode stat" in note
+
+
+def test_cli_update_never_replaces_the_published_records(tmp_path, capsys):
+    records = write(tmp_path / "new", reference())
+    assert main(["regress", "--tier", "mini", "--update", "--records", str(records)]) == 2
+    assert "does not replace the published records" in capsys.readouterr().err
