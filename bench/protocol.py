@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError
@@ -99,7 +100,11 @@ class Protocol:
 
     @property
     def key(self) -> str:
-        """Versioned identifier used in result records and tables, e.g. ``classification-mini@v1``."""
+        """Versioned identifier used in result records and tables, e.g. ``classification-mini@v1``.
+
+        A protocol run on a real dataset (:func:`derive_protocol`) is named ``<base>+<dataset>`` and
+        keeps its base's version, e.g. ``detection-smoke+coco@v1``; its hash tells it from the base.
+        """
         return f"{self.name}@v{self.version}"
 
     @property
@@ -150,9 +155,87 @@ def _check_keys(where: str, data: dict[str, Any], valid: set[str]) -> None:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(valid))}")
 
 
+#: The real-format datasets each task reads instead of its generated one (``kdbench run --dataset``),
+#: with the layout each expects under ``--data-root``.
+REAL_DATASETS: dict[str, dict[str, str]] = {
+    "classification": {
+        "cifar10": "<root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta} (the python version)",
+        "cifar100": "<root>/cifar-100-python/{train, test, meta} (the python version)",
+        "imagefolder": "<root>/train/<class>/<images> and <root>/test/<class>/<images> (<root>/val/ optional)",
+    },
+    "detection": {
+        "coco": "<root>/annotations/instances_{train2017,val2017}.json and the images in <root>/{train2017,val2017}/",
+    },
+    "segmentation": {
+        "cityscapes": "<root>/leftImg8bit/{train,val}/<city>/<name>_leftImg8bit.png and "
+                      "<root>/gtFine/{train,val}/<city>/<name>_gtFine_labelTrainIds.png",
+        "voc": "<root>/ImageSets/Segmentation/{train,val}.txt, <root>/JPEGImages/<id>.jpg and "
+               "<root>/SegmentationClass/<id>.png",
+    },
+    "pose": {
+        "coco_keypoints": "<root>/annotations/person_keypoints_{train2017,val2017}.json and the images in "
+                          "<root>/{train2017,val2017}/",
+    },
+}
+#: every dataset name of :data:`REAL_DATASETS`: the ones that read ``--data-root``
+DATASETS_READING_A_ROOT = frozenset(name for names in REAL_DATASETS.values() for name in names)
+#: joins a base protocol's name and a real dataset's in a derived protocol's name
+DERIVED_SEPARATOR = "+"
+
+
+def derive_protocol(base: Protocol, dataset: str) -> Protocol:
+    """``base`` with the real-format ``dataset`` of its task in place of its generated data.
+
+    The derived protocol keeps everything else (models, schedule, seeds, metrics, version) and is
+    named ``<base>+<dataset>`` (key e.g. ``detection-smoke+coco@v1``); its dataset spec, hence its
+    hash, differs, so its records, teachers and tables never mix with the generated data's. Its
+    name alone rebuilds it (:func:`get_protocol`), so suite workers, ``verify-record`` and the
+    gate resolve it like any registered protocol. An unknown dataset lists the task's valid ones.
+    """
+    valid = REAL_DATASETS.get(base.task, {})
+    if dataset not in valid:
+        raise ConfigError(f"dataset {dataset!r} is not a real dataset of task {base.task!r} (protocol "
+                          f"{base.key!r}); valid: {', '.join(valid) or '(none)'}")
+    if base.dataset.get("name") in DATASETS_READING_A_ROOT:
+        raise ConfigError(f"protocol {base.key!r} already reads the real dataset {base.dataset['name']!r}; "
+                          f"derive from its generated base {base.name.split(DERIVED_SEPARATOR)[0]!r} instead")
+    return dataclasses.replace(
+        base, name=f"{base.name}{DERIVED_SEPARATOR}{dataset}", dataset={"name": dataset},
+        description=f"{base.key} with the real dataset {dataset!r} (read from --data-root) in place of "
+                    f"{base.dataset.get('name')!r}; models, schedule and seeds unchanged.")
+
+
+def protocol_for_data(protocol: Protocol, dataset: str | None, data_root: str | None) -> Protocol:
+    """What ``--dataset`` and ``--data-root`` make of ``protocol``: itself, or :func:`derive_protocol`.
+
+    Every problem is raised here, before any data is read: an unknown name lists the task's valid
+    ones, a missing ``--data-root`` names the layout expected, and ``--data-root`` on a protocol
+    whose generated dataset cannot read it asks for ``--dataset``.
+    """
+    valid = REAL_DATASETS.get(protocol.task, {})
+    if dataset is None or dataset == protocol.dataset.get("name"):
+        if data_root is not None and protocol.dataset.get("name") not in DATASETS_READING_A_ROOT:
+            raise ConfigError(f"protocol {protocol.key!r} uses the generated dataset {protocol.dataset.get('name')!r}, "
+                              f"which reads no --data-root; give --dataset NAME to read {data_root} instead "
+                              f"(for task {protocol.task!r}: {', '.join(valid) or '(none)'})")
+        derived = protocol
+    else:
+        derived = derive_protocol(protocol, dataset)
+    name = derived.dataset.get("name")
+    if name in DATASETS_READING_A_ROOT:
+        if data_root is None:
+            raise ConfigError(f"--dataset {name}: give its folder with --data-root; expected layout: {valid[name]}")
+        if not Path(data_root).is_dir():
+            raise ConfigError(f"--data-root {data_root} is not a folder; expected layout for {name}: {valid[name]}")
+    return derived
+
+
 def get_protocol(name: str) -> Protocol:
-    """The registered protocol ``name`` (unknown names list the valid ones)."""
-    return PROTOCOLS.get(name)()
+    """The registered protocol ``name``, or ``<base>+<dataset>`` (:func:`derive_protocol`); unknown names
+    list the valid ones."""
+    base, sep, dataset = name.partition(DERIVED_SEPARATOR)
+    protocol = PROTOCOLS.get(base)()
+    return derive_protocol(protocol, dataset) if sep else protocol
 
 
 def protocols_of_tier(tier: str) -> list[Protocol]:

@@ -44,7 +44,7 @@ import numpy as np
 from bench.errors import DataError
 from tasks.coco_format import annotation_header, image_entries, is_int, read_coco_json
 from bench.paths import atomic_write_bytes, atomic_write_text
-from tasks.pose.figures import KEYPOINTS, SKELETON
+from tasks.pose.figures import KEYPOINTS, SIGMAS, SKELETON
 
 #: a labelled keypoint may lie this fraction of its image's width/height beyond the border.
 KEYPOINT_TOLERANCE = 0.1
@@ -52,6 +52,21 @@ KEYPOINT_TOLERANCE = 0.1
 PADDING = 1.25
 LAYOUT = ("expected layout: <root>/annotations/person_keypoints_<split>.json and the images in "
           "<root>/<split>/")
+
+
+#: the 17 keypoints of COCO's ``person`` category, in the order of ``person_keypoints_*.json``.
+COCO_PERSON_KEYPOINTS = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
+#: COCO's published per-keypoint OKS sigmas for :data:`COCO_PERSON_KEYPOINTS` (Ronchi & Perona, ICCV 2017,
+#: "Benchmarking and Error Diagnosis in Multi-Instance Pose Estimation"; ``cocoeval.py``'s ``kpt_oks_sigmas``):
+#: the standard deviation of human annotators' clicks for each keypoint, relative to the object scale.
+COCO_PERSON_SIGMAS = (0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
+                      0.107, 0.107, 0.087, 0.087, 0.089, 0.089)
+#: left/right name prefixes whose keypoints a horizontal flip swaps (COCO's ``left_``, the figures' ``l_``).
+SIDE_PREFIXES = (("left_", "right_"), ("l_", "r_"))
 
 
 def _layout(root: Path, split: str) -> str:
@@ -287,14 +302,64 @@ def load_coco_keypoints(annotation_file: str | Path, image_dir: str | Path, heig
     return crops_arr, kp_arr, coco
 
 
+def annotation_path(root: str | Path, split: str) -> Path:
+    """``<root>/annotations/person_keypoints_<split>.json``, the annotation file of ``split``."""
+    return Path(root) / "annotations" / f"person_keypoints_{split}.json"
+
+
 def load_coco_keypoints_root(root: str | Path, split: str, height: int = 64, width: int = 48,
                              padding: float = PADDING) -> tuple[np.ndarray, np.ndarray, dict]:
     """:func:`load_coco_keypoints` of ``<root>/annotations/person_keypoints_<split>.json`` and ``<root>/<split>/``."""
     root = Path(root)
-    annotation_file = root / "annotations" / f"person_keypoints_{split}.json"
+    annotation_file = annotation_path(root, split)
     image_dir = root / split
     if not annotation_file.is_file():
         raise DataError(f"COCO keypoints file {annotation_file} does not exist; {_layout(root, split)}")
     if not image_dir.is_dir():
         raise DataError(f"COCO image folder {image_dir} does not exist; {_layout(root, split)}")
     return load_coco_keypoints(annotation_file, image_dir, height, width, padding)
+
+
+# ----------------------------------------------------------------------------- keypoint metadata
+
+
+def keypoint_sigmas(category: dict, path: str | Path) -> tuple[float, ...]:
+    """The OKS sigmas of a keypoint ``category`` of the file ``path``, one per keypoint.
+
+    OKS (COCO's keypoint similarity) needs a falloff sigma per keypoint, which a COCO file does
+    not carry. In order: the category's own ``"sigmas"`` list (a KDBench extension: K finite
+    numbers > 0); COCO's published sigmas when the keypoints are COCO's 17 person keypoints in
+    COCO's order; the generated figures' sigmas when they are the figures' 14 keypoints. Any other
+    keypoint set raises :class:`DataError` naming the file and its keypoints: guessed sigmas would
+    make AP numbers that compare with nothing.
+    """
+    names = tuple(category.get("keypoints") or ())
+    given = category.get("sigmas")
+    if given is not None:
+        if not (isinstance(given, list) and len(given) == len(names) and all(_is_num(v) and v > 0 for v in given)):
+            raise DataError(f"COCO keypoints file {path}: category {category.get('name')!r} has 'sigmas' {given!r}; "
+                            f"need {len(names)} finite numbers > 0, one per keypoint")
+        return tuple(float(v) for v in given)
+    for known, sigmas in ((COCO_PERSON_KEYPOINTS, COCO_PERSON_SIGMAS), (KEYPOINTS, SIGMAS)):
+        if names == known:
+            return sigmas
+    raise DataError(f"COCO keypoints file {path}: no OKS sigmas known for the keypoints of category "
+                    f"{category.get('name')!r} ({', '.join(names)}); they are known for COCO's 17 person keypoints "
+                    f"and the generated figures' 14; add a 'sigmas' list (one number > 0 per keypoint) to the category")
+
+
+def flip_pairs(names: tuple[str, ...] | list[str], path: str | Path) -> tuple[tuple[int, int], ...]:
+    """Index pairs ``(left, right)`` a horizontal flip swaps: each ``left_X`` with ``right_X`` (or
+    ``l_X`` with ``r_X``). A side without its partner raises :class:`DataError` naming the file: the
+    flip augmentation would turn that keypoint's label to the wrong side."""
+    index = {name: i for i, name in enumerate(names)}
+    pairs = []
+    for name, i in index.items():
+        for left, right in SIDE_PREFIXES:
+            for mine, other in ((left, right), (right, left)):
+                if name.startswith(mine) and other + name[len(mine):] not in index:
+                    raise DataError(f"COCO keypoints file {path}: keypoint {name!r} has no mirror "
+                                    f"{other + name[len(mine):]!r}; a horizontal flip needs both sides")
+            if name.startswith(left):
+                pairs.append((i, index[right + name[len(left):]]))
+    return tuple(pairs)

@@ -17,6 +17,7 @@ import json
 import torch
 from torch import nn
 
+from bench.errors import ConfigError, DataError
 from bench.paths import cache_dir, load_checked, save_checked
 from bench.registry import DATASETS, MODELS, TASKS
 from bench.task import Batch, Split, Task
@@ -118,4 +119,34 @@ def load_figures(train_images: int, val_images: int, test_images: int, seed: int
                                                         figures.SKELETON)
         extra = {"coco": ground_truth, "sigmas": figures.SIGMAS, "flip_pairs": figures.FLIP_PAIRS}
         splits[name] = Split(part["inputs"], part["targets"], figures.KEYPOINTS, f"figures:{key}:{name}", extra)
+    return splits
+
+
+@DATASETS.register("coco_keypoints")
+def load_coco_keypoints_dataset(root: str | None = None, train: str = "train2017", val: str = "val2017",
+                                test: str = "val2017", height: int = 64, width: int = 48) -> dict[str, Split]:
+    """Real COCO keypoints from ``--data-root``: ``annotations/person_keypoints_<split>.json`` and ``<split>/``
+    images, as top-down crops of every non-crowd person (:func:`coco_keypoints.load_coco_keypoints`).
+
+    The keypoints are the file's category's (COCO's 17, or any other set); the OKS sigmas come from
+    :func:`coco_keypoints.keypoint_sigmas` and the flip pairs from the ``left_``/``right_`` names
+    (:func:`coco_keypoints.flip_pairs`). Every split must list the training file's keypoints in its
+    order (the model's heatmap k is keypoint k), else a DataError names both files.
+    """
+    if root is None:
+        raise ConfigError(f"dataset coco_keypoints: give the COCO keypoints folder with --data-root; "
+                          f"{coco_keypoints.LAYOUT}")
+    splits: dict[str, Split] = {}
+    for name, folder in (("train", train), ("val", val), ("test", test)):
+        crops, keypoints, ground_truth = coco_keypoints.load_coco_keypoints_root(root, folder, height, width)
+        category, path = ground_truth["categories"][0], coco_keypoints.annotation_path(root, folder)
+        names = tuple(category["keypoints"])
+        if name != "train" and names != splits["train"].classes:
+            raise DataError(f"COCO keypoints file {path} lists the keypoints {', '.join(names)}; the training "
+                            f"file {coco_keypoints.annotation_path(root, train)} lists "
+                            f"{', '.join(splits['train'].classes)}: every split must list the same, in one order")
+        extra = {"coco": ground_truth, "sigmas": coco_keypoints.keypoint_sigmas(category, path),
+                 "flip_pairs": coco_keypoints.flip_pairs(names, path)}
+        splits[name] = Split(torch.from_numpy(crops), torch.from_numpy(keypoints), names,
+                             f"coco_keypoints:{root}:{folder}", extra)
     return splits
