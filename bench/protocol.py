@@ -192,13 +192,13 @@ def derive_protocol(base: Protocol, dataset: str) -> Protocol:
     name alone rebuilds it (:func:`get_protocol`), so suite workers, ``verify-record`` and the
     gate resolve it like any registered protocol. An unknown dataset lists the task's valid ones.
     """
+    if base.dataset.get("name") in DATASETS_READING_A_ROOT:
+        raise ConfigError(f"protocol {base.key!r} already reads the real dataset {base.dataset['name']!r}; "
+                          f"derive from its generated base {base.name.split(DERIVED_SEPARATOR)[0]!r} instead")
     valid = REAL_DATASETS.get(base.task, {})
     if dataset not in valid:
         raise ConfigError(f"dataset {dataset!r} is not a real dataset of task {base.task!r} (protocol "
                           f"{base.key!r}); valid: {', '.join(valid) or '(none)'}")
-    if base.dataset.get("name") in DATASETS_READING_A_ROOT:
-        raise ConfigError(f"protocol {base.key!r} already reads the real dataset {base.dataset['name']!r}; "
-                          f"derive from its generated base {base.name.split(DERIVED_SEPARATOR)[0]!r} instead")
     return dataclasses.replace(
         base, name=f"{base.name}{DERIVED_SEPARATOR}{dataset}", dataset={"name": dataset},
         description=f"{base.key} with the real dataset {dataset!r} (read from --data-root) in place of "

@@ -20,9 +20,9 @@ import pytest
 from PIL import Image
 
 from bench.cli import main
-from bench.errors import DataError
+from bench.errors import ConfigError, DataError
 from bench.protocol import get_protocol
-from bench.results import iter_records
+from bench.results import iter_records, verified_path
 from tasks.detection import coco, scenes
 
 
@@ -206,3 +206,49 @@ def test_dataset_errors_name_the_valid_names_and_the_layout(tmp_path, capsys, ar
     for text in expected:
         assert text in out
     assert not records(tmp_path / "r")
+
+
+# ----------------------------------------------------------------------------- derived protocols by name
+
+
+def test_get_protocol_resolves_a_derived_name_to_what_the_cli_derives(tmp_path):
+    from bench.protocol import protocol_for_data
+
+    derived = protocol_for_data(get_protocol("detection-smoke"), "coco", str(tmp_path))
+    assert get_protocol("detection-smoke+coco") == derived
+    assert derived.key == f"detection-smoke+coco@v{derived.version}"
+    with pytest.raises(ConfigError, match="'voc'.*task 'detection'.*valid: coco"):
+        get_protocol("detection-smoke+voc")
+    with pytest.raises(ConfigError, match="already reads the real dataset 'coco'"):
+        protocol_for_data(derived, "cityscapes", str(tmp_path))
+
+
+def test_suite_on_coco_with_workers_then_verify_record(tmp_path, capsys):
+    """``suite --dataset coco`` hands the derived protocol to 2 worker processes, which resolve it by
+    its name; ``verify-record`` of one of its records reruns it (with the record's --data-root) and
+    earns it the verified proof, and refuses without the data root."""
+    root, results = write_coco(tmp_path / "coco"), tmp_path / "results"
+    code = main(["suite", "--quiet", "--tier", "smoke", "--protocols", "detection-smoke", "--methods", "baseline",
+                 "--dataset", "coco", "--data-root", str(root), "--results", str(results), "--jobs", "2"])
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    found = records(results)
+    assert sorted(r["seed"] for r in found) == list(get_protocol("detection-smoke").seeds)
+    assert {r["protocol"]["key"] for r in found} == {get_protocol("detection-smoke+coco").key}
+    assert "detection-smoke+coco" in out.out  # the leaderboard shows the derived protocol
+    (record,) = sorted(results.rglob("seed-0.json"))
+    assert main(["verify-record", "--quiet", str(record), "--results", str(tmp_path / "rerun")]) == 2
+    assert "--data-root" in capsys.readouterr().err
+    assert main(["verify-record", "--quiet", str(record), "--data-root", str(root)]) == 0, capsys.readouterr()
+    assert verified_path(record).is_file()
+
+
+def test_suite_dataset_refuses_protocols_of_another_task_listing_them(tmp_path, capsys):
+    code = main(["suite", "--quiet", "--tier", "smoke", "--protocols", "detection-smoke", "pose-smoke",
+                 "classification-smoke", "--dataset", "coco", "--data-root", str(tmp_path),
+                 "--results", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "pose-smoke (pose)" in err and "classification-smoke (classification)" in err
+    assert "detection-smoke (" not in err and "task detection" in err
+    assert not (tmp_path / "r").exists()
