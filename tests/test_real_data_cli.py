@@ -226,7 +226,9 @@ def test_get_protocol_resolves_a_derived_name_to_what_the_cli_derives(tmp_path):
 def test_suite_on_coco_with_workers_then_verify_record(tmp_path, capsys):
     """``suite --dataset coco`` hands the derived protocol to 2 worker processes, which resolve it by
     its name; ``verify-record`` of one of its records reruns it (with the record's --data-root) and
-    earns it the verified proof, and refuses without the data root."""
+    earns it the verified proof, and refuses without the data root; the gate finds its protocol."""
+    from bench.regress import protocol_problem
+
     root, results = write_coco(tmp_path / "coco"), tmp_path / "results"
     code = main(["suite", "--quiet", "--tier", "smoke", "--protocols", "detection-smoke", "--methods", "baseline",
                  "--dataset", "coco", "--data-root", str(root), "--results", str(results), "--jobs", "2"])
@@ -236,6 +238,7 @@ def test_suite_on_coco_with_workers_then_verify_record(tmp_path, capsys):
     assert sorted(r["seed"] for r in found) == list(get_protocol("detection-smoke").seeds)
     assert {r["protocol"]["key"] for r in found} == {get_protocol("detection-smoke+coco").key}
     assert "detection-smoke+coco" in out.out  # the leaderboard shows the derived protocol
+    assert protocol_problem(found[0]) is None  # the gate resolves it too (was: "not registered any more")
     (record,) = sorted(results.rglob("seed-0.json"))
     assert main(["verify-record", "--quiet", str(record), "--results", str(tmp_path / "rerun")]) == 2
     assert "--data-root" in capsys.readouterr().err
