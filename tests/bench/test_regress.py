@@ -269,3 +269,10 @@ def test_cli_update_never_replaces_the_published_records(tmp_path, capsys):
     records = write(tmp_path / "new", reference())
     assert main(["regress", "--tier", "mini", "--update", "--records", str(records)]) == 2
     assert "does not replace the published records" in capsys.readouterr().err
+
+
+def test_cli_without_published_records_checks_nothing_there(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("bench.cli.PUBLISHED_RECORDS", tmp_path / "none")  # a fresh tree, nothing published yet
+    assert main(["regress", "--check-published"]) == 0
+    assert "no published records" in capsys.readouterr().out
+    assert main(["regress", "--check-published", "--published", str(tmp_path / "typo")]) == 2  # a path given: error
