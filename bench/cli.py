@@ -409,12 +409,16 @@ def cmd_regress(args: argparse.Namespace) -> int:
         return 0
     tolerance = args.tolerance if args.tolerance is not None else regress.EXACT_TOLERANCE
     current, references = list(iter_records(current_root)), list(iter_records(reference))
-    checks = regress.compare(current, references, mode=args.mode, tolerance=tolerance, k=args.k)
+    mode, note = args.mode, regress.environment_note(current, references)
+    if mode == "auto":  # exact on the reference's own environment; elsewhere exact cannot hold
+        mode = "stat" if note else "exact"
+        print(f"mode: {mode} ({note or 'the records come from the reference environment'})")
+    checks = regress.compare(current, references, mode=mode, tolerance=tolerance, k=args.k)
     print(regress.format_checks(checks, failed_only=args.failures_only))
     print(regress.summary(checks))
     failed += sum(c.failed for c in checks)
-    if args.mode == "exact" and any(c.status == "changed" for c in checks):
-        print(regress.environment_note(current, references) or
+    if mode == "exact" and any(c.status == "changed" for c in checks):
+        print(note or
               "values changed: a deliberate change (or a rewrite that changes rounding) is checked with "
               "--mode stat and recorded with --update, in the same review")
     return 1 if failed else 0
@@ -541,9 +545,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--reference", help=f"reference records (default: {REGRESSION_REFERENCE} for smoke, "
                                        f"{PUBLISHED_RECORDS} for mini)")
-    p.add_argument("--mode", default="exact", choices=("exact", "stat"),
+    p.add_argument("--mode", default="auto", choices=("auto", "exact", "stat"),
                    help="exact: every value equal to the reference (the pinned CI machine); stat: seed means "
-                        "within the cross-run noise (another machine or library version)")
+                        "within the cross-run noise (another machine or library version); auto (default): "
+                        "exact when the records' environment (packages, python, processor, platform, device) "
+                        "is the reference's, else stat, saying why")
     p.add_argument("--tolerance", type=float,
                    help=f"exact mode: largest |current - reference| that passes (default: {EXACT_TOLERANCE:g})")
     p.add_argument("--k", type=float, default=STAT_K,

@@ -17,7 +17,12 @@ record checks and value checks:
   not apply to the protocol's data (COCO's ``map_large`` on 64x64 images) and
   the current value must be ``null`` too.
 
-**Exact mode** (the default, for CI on the pinned environment). Reruns on one
+``kdbench regress`` picks the mode by itself (``--mode auto``, the default):
+exact when the current records come from the reference's environment (the
+:data:`ENVIRONMENT_FIELDS` of their provenance are equal), statistical otherwise,
+and it prints which and why; ``--mode exact|stat`` forces one.
+
+**Exact mode** (for CI on the pinned environment). Reruns on one
 machine are bit-identical (measured: the whole smoke tier run twice from empty
 caches, 302 of 302 values equal), so any change of a value means the code
 changed what it computes. A value fails when ``|current - reference| >

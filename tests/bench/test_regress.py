@@ -276,3 +276,22 @@ def test_cli_without_published_records_checks_nothing_there(tmp_path, capsys, mo
     assert main(["regress", "--check-published"]) == 0
     assert "no published records" in capsys.readouterr().out
     assert main(["regress", "--check-published", "--published", str(tmp_path / "typo")]) == 2  # a path given: error
+
+
+def test_cli_auto_mode_is_exact_on_the_reference_environment_and_stat_elsewhere(tmp_path, capsys):
+    """A last-digit-sized change fails where the environment is the reference's (exact) and passes on another
+    machine (stat: within the pooled seed noise), and the report says which mode it used and why."""
+    ref = write(tmp_path / "regression", reference())
+    changed = reference()
+    changed[3]["metrics"]["top1"] += 0.25
+    args = ["regress", "--records", str(write(tmp_path / "same", changed)), "--reference", str(ref),
+            "--skip-published"]
+    assert main(args) == 1
+    assert "mode: exact" in capsys.readouterr().out
+    for r in changed:
+        r["provenance"] = {"platform": "Linux-other-kernel"}
+    args[2] = str(write(tmp_path / "elsewhere", changed))
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "mode: stat" in out and "Linux-other-kernel" in out
+    assert main(args + ["--mode", "exact"]) == 1  # asked for explicitly, exact still applies
