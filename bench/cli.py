@@ -244,6 +244,10 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
     results, out = render_folders(args)
     if args.publish:
+        if args.dataset:
+            raise ConfigError(f"--publish with --dataset {args.dataset}: the published leaderboard holds only "
+                              "records a clean clone reproduces, and a real dataset is not in the repository; "
+                              "run without --publish into your own --results")
         refuse_dirty_publish()
     chosen = suite_protocols(args)
     keys = {p.key for p in chosen}  # the store's top folders are protocol keys

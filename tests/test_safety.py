@@ -81,7 +81,8 @@ def test_results_that_is_a_file_or_not_writable_fails_first(capsys, tmp_path, no
     (["--methods", "kdd"], "unknown method 'kdd'; valid methods: "),
     (["--methods", "kd", "fgfi"], "method 'fgfi' applies to none of the chosen protocols"),
     (["--jobs", "0"], "--jobs 0: must be at least 1"),
-], ids=["typo", "wrong-task", "jobs-0"])
+    (["--publish", "--dataset", "cifar10"], "--publish with --dataset cifar10"),
+], ids=["typo", "wrong-task", "jobs-0", "publish-real-data"])
 def test_bad_suite_arguments_fail_first(args, expected, capsys, tmp_path, nothing_is_loaded):
     code = main(["suite", "--tier", "smoke", "--protocols", "classification-smoke", "--quiet",
                  "--results", str(tmp_path), *args])
