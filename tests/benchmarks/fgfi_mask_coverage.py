@@ -20,7 +20,8 @@ for name in ("fgfi", "fgfi-per-level"):
         idx = torch.arange(start, min(start + 64, len(train)))
         batch = task.collate(train, idx, torch.zeros_like(idx), "none")
         frame_hw, _ = task.detector_frame(batch.inputs, batch.targets)
-        feats = {lvl: torch.zeros(len(idx), 1, frame_hw[0] // s, frame_hw[1] // s) for lvl, s in zip(LEVELS, (4, 8, 16))}
+        strides = zip(LEVELS, (4, 8, 16), strict=True)
+        feats = {lvl: torch.zeros(len(idx), 1, frame_hw[0] // s, frame_hw[1] // s) for lvl, s in strides}
         masks = method.masks(LossInputs(feats, feats, batch.targets, {}, task, batch.inputs), feats)
         for lvl in LEVELS:
             covered[lvl] += masks[lvl].sum().item()
