@@ -56,14 +56,22 @@ class Method:
 
     def __init__(self, **hparams: Any):
         unknown = sorted(set(hparams) - set(self.defaults))
+        name = self.registered_name()
         if unknown:
             raise ConfigError(
-                f"method {type(self).__name__}: unknown hyperparameter {unknown[0]!r}; "
+                f"method {name}: unknown hyperparameter {unknown[0]!r}; "
                 f"valid: {', '.join(sorted(self.defaults)) or '(none)'}"
             )
         for key, value in hparams.items():
-            check_hparam(type(self).__name__, key, value, self.defaults[key], self.ranges.get(key))
+            check_hparam(name, key, value, self.defaults[key], self.ranges.get(key))
         self.hparams: dict[str, Any] = {**self.defaults, **hparams}
+
+    @classmethod
+    def registered_name(cls) -> str:
+        """The name users type (``kd``), as registered in ``METHODS``; the class name if unregistered."""
+        from bench.registry import METHODS
+
+        return next((n for n in METHODS.names() if METHODS.get(n) is cls), cls.__name__)
 
     @classmethod
     def unmet_requirement(cls, protocol: Any) -> str | None:
