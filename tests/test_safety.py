@@ -38,7 +38,8 @@ def _one_line_error(capsys) -> str:
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["--method", "kd", "--set", "T=abc"], "method kd: hyperparameter 'T' must be a number like its default 4.0, got 'abc'"),
+    (["--method", "kd", "--set", "T=abc"],
+     "method kd: hyperparameter 'T' must be a number like its default 4.0, got 'abc'"),
     (["--method", "kd", "--set", "T=0"], "'T' = 0 is outside (0, inf)"),
     (["--method", "kd", "--set", "T=-1"], "'T' = -1 is outside (0, inf)"),
     (["--method", "kd", "--set", "alpha=2"], "'alpha' = 2 is outside [0, 1]"),
