@@ -15,10 +15,18 @@ Loading re-checks the sidecar's own digest and the weights' sha256 and uses
 truncated, unreadable) is retrained with a warning. A user's teacher file that
 fails stops the run before any training, and the error never suggests loading
 it other than weights-only.
+
+A user's file may hold a bare state dict (torchvision's files) or a reference
+checkpoint with the state dict under ``"model"`` (RepDistiller, mdistiller) or
+``"state_dict"`` (:func:`read_state_dict`); keys are never renamed. A file of
+another architecture is reported with the name of the registered model it
+matches (:func:`identify_architecture`). Files named the torchvision way pin
+their sha256 by a prefix in the name (:func:`sha256_pinned_by_name`).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
@@ -129,8 +137,45 @@ def _preview(names: tuple[str, ...]) -> str:
     return shown + (", ..." if len(names) > 4 else "")
 
 
-def load_state_dict_checked(model: nn.Module, path: Path, expected_sha256: str | None) -> str:
-    """Load weights from ``path`` into ``model`` after checking the file's sha256; return the hash."""
+#: where reference training scripts keep the state dict inside a checkpoint dict: RepDistiller's
+#: ``train_teacher.py`` and mdistiller save ``{"model": state_dict, "epoch": ..., "optimizer": ...}``;
+#: others (e.g. PyTorch Lightning) use ``"state_dict"``. A bare state dict (torchvision's files) is kept.
+STATE_DICT_KEYS = ("model", "state_dict")
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict stored in ``path``, loaded weights-only: a bare state dict, or the one under one of
+    :data:`STATE_DICT_KEYS` in a checkpoint dict.
+
+    The unpickler may also rebuild :class:`argparse.Namespace` (RepDistiller's ``*_last.pth`` keeps its
+    options under ``"opt"``): it holds plain attributes and runs no code; whatever it holds is still
+    checked as weights-only.
+    """
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise TeacherMismatchError(
+            f"teacher file {path} is not a weights-only state dict ({_load_failure(exc)}); KDBench loads "
+            "teachers weights-only and never runs code from a file: save the weights with "
+            "torch.save(model.state_dict(), path)") from None
+    if isinstance(state, dict) and not all(isinstance(v, torch.Tensor) for v in state.values()):
+        inner = next((state[k] for k in STATE_DICT_KEYS if isinstance(state.get(k), dict)), None)
+        if inner is None:
+            raise TeacherMismatchError(
+                f"teacher file {path} holds a dict with keys {sorted(map(str, state))[:6]} but no state dict "
+                f"(expected tensors, or a state dict under one of {list(STATE_DICT_KEYS)})")
+        state = inner
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise TeacherMismatchError(f"teacher file {path} does not hold a state dict")
+    return state
+
+
+def load_state_dict_checked(model: nn.Module, path: Path, expected_sha256: str | None,
+                            model_name: str | None = None) -> str:
+    """Load weights from ``path`` (see :func:`read_state_dict`) into ``model`` after checking the file's
+    sha256; return the hash. ``model_name`` (the architecture the run expects) lets a file of another
+    architecture be reported with both names."""
     if not path.is_file():
         raise TeacherMismatchError(f"teacher file {path} does not exist")
     actual = sha256_file(path)
@@ -138,15 +183,7 @@ def load_state_dict_checked(model: nn.Module, path: Path, expected_sha256: str |
         raise TeacherMismatchError(
             f"teacher file {path}: sha256 {actual} does not match the expected {expected_sha256}"
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise TeacherMismatchError(
-            f"teacher file {path} is not a weights-only state dict ({_load_failure(exc)}); KDBench loads "
-            "teachers weights-only and never runs code from a file: save the weights with "
-            "torch.save(model.state_dict(), path)") from None
-    if not isinstance(state, dict):
-        raise TeacherMismatchError(f"teacher file {path} does not hold a state dict")
+    state = read_state_dict(path)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -160,8 +197,67 @@ def load_state_dict_checked(model: nn.Module, path: Path, expected_sha256: str |
         if wrong:
             k = wrong[0]
             detail.append(f"shape of {k!r} is {tuple(state[k].shape)}, the model expects {tuple(expected[k].shape)}")
-        raise TeacherMismatchError(f"teacher file {path} does not fit the model: {'; '.join(detail)}")
+        if model_name is None:
+            raise TeacherMismatchError(f"teacher file {path} does not fit the model: {'; '.join(detail)}")
+        holds = identify_architecture(state)
+        if holds:
+            raise TeacherMismatchError(
+                f"teacher file {path} holds a {' or '.join(holds)} state dict; the protocol expects {model_name} "
+                f"({'; '.join(detail)})")
+        raise TeacherMismatchError(f"teacher file {path} does not fit {model_name} ({'; '.join(detail)}); "
+                                   "its keys and shapes match no registered model")
     model.load_state_dict(state)
+    return actual
+
+
+def identify_architecture(state: dict[str, torch.Tensor]) -> list[str]:
+    """The registered models whose state dicts have exactly ``state``'s keys and shapes, for any number
+    of classes (the class-count dimension of the classifier is left free).
+
+    Models are built on the ``meta`` device (no memory, no initialisation cost); a model that cannot be
+    built that way, or with ``num_classes`` alone, is skipped.
+    """
+    from bench.registry import MODELS
+
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    found = []
+    for name in MODELS.names():
+        try:
+            with torch.device("meta"):
+                a = MODELS.get(name)(num_classes=2).state_dict()
+                if set(a) != set(shapes):
+                    continue
+                b = MODELS.get(name)(num_classes=3).state_dict()
+        except Exception:  # noqa: BLE001 - a model that needs more than num_classes is not a candidate
+            continue
+        if all(_fits(shapes[k], a[k].shape, b[k].shape) for k in a):
+            found.append(name)
+    return found
+
+
+def _fits(shape: tuple[int, ...], at2: torch.Size, at3: torch.Size) -> bool:
+    """``shape`` is a tensor's shape in a model built for 2 classes (``at2``) and for 3 (``at3``), except in
+    the dimensions that count the classes (where the two builds differ)."""
+    return len(shape) == len(at2) and all(s == x or x != y for s, x, y in zip(shape, at2, at3, strict=True))
+
+
+def sha256_pinned_by_name(path: Path) -> str:
+    """Check a file named the torchvision / ``torch.hub`` way, ``<name>-<hex>.<ext>`` (e.g.
+    ``resnet34-b627a593.pth``), whose part after the last ``-`` is a prefix of its sha256; return the
+    full sha256. A name without such a part, or a prefix that does not match, is an error naming both."""
+    base = path.name.split(".")[0]
+    prefix = base.rsplit("-", 1)[1].lower() if "-" in base else ""
+    if not (6 <= len(prefix) <= 64 and all(c in "0123456789abcdef" for c in prefix)):
+        raise TeacherMismatchError(
+            f"teacher file {path}: its name does not pin a sha256 (expected <name>-<hex prefix of the sha256>."
+            f"<ext>, as torchvision names its files, e.g. resnet34-b627a593.pth)")
+    if not path.is_file():
+        raise TeacherMismatchError(f"teacher file {path} does not exist")
+    actual = sha256_file(path)
+    if not actual.startswith(prefix):
+        raise TeacherMismatchError(
+            f"teacher file {path}: its name pins a sha256 starting {prefix}, the file's sha256 is {actual} "
+            "(a different or damaged download)")
     return actual
 
 
@@ -293,7 +389,7 @@ class TeacherZoo:
         classes = tuple(splits["train"].classes)
         _check_file_label_space(task, model_name, classes, Path(path))
         model = task.build_model(model_name, len(classes))
-        sha = load_state_dict_checked(model, Path(path), expected_sha256)
+        sha = load_state_dict_checked(model, Path(path), expected_sha256, model_name)
         metrics = task.evaluate(model, splits["test"], protocol.schedule.batch_size)
         return Teacher(model, model_name, sha, "file", metrics, 0.0, str(path), None)
 
@@ -302,10 +398,8 @@ def _check_file_label_space(task: Task, model_name: str, classes: tuple[str, ...
     if not path.is_file():
         raise TeacherMismatchError(f"teacher file {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - reported with detail by load_state_dict_checked
-        return
-    if not isinstance(state, dict):
+        state = read_state_dict(path)
+    except TeacherMismatchError:  # reported with detail by load_state_dict_checked
         return
     for key, dim in label_space_keys(task, model_name, len(classes)).items():
         value = state.get(key)

@@ -35,6 +35,11 @@ class ClassificationTask(Task):
     augmentations = {"none": 1, "hflip": 2}
 
     def feature_points(self, model_name: str) -> dict[str, str]:
+        """The points a model declares (the zoo's factories carry ``feature_points``, see
+        :mod:`tasks.classification.cifar_zoo.registration`); the tinyresnet family's are fixed."""
+        declared = getattr(MODELS.get(model_name), "feature_points", None) if model_name in MODELS else None
+        if declared is not None:
+            return dict(declared)
         if model_name.startswith("tinyresnet_"):
             return TINYRESNET_FEATURE_POINTS
         return {}

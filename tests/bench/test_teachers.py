@@ -1,3 +1,4 @@
+import argparse
 import json
 
 import pytest
@@ -9,7 +10,7 @@ from bench.registry import TASKS
 from bench.results import ResultsStore
 from bench.runner import RunOptions, run_one
 from bench.paths import CacheIntegrityWarning
-from bench.teachers import TeacherZoo
+from bench.teachers import TeacherZoo, sha256_pinned_by_name
 
 DATA = "fingerprint-of-the-smoke-data"
 
@@ -94,3 +95,99 @@ def test_pickled_module_is_not_loaded(tiny_protocol, tmp_path):
         run_one(tiny_protocol, "kd", 0, ResultsStore(tmp_path / "r"), RunOptions(teacher_file=str(path)))
     assert "weights_only" not in str(info.value)  # torch's advice to load it unsafely is never repeated
     assert str(path) in str(info.value)
+
+
+# --- reference checkpoint formats, architecture identification, name-pinned hashes (issue 13) ---
+
+
+def _zoo_teacher(task_and_splits, path, model_name):
+    protocol, task, splits = task_and_splits
+    return TeacherZoo(path.parent / "zoo").from_file(protocol, task, splits, str(path), model_name=model_name)
+
+
+def _same_weights(a, b):
+    return all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+@pytest.mark.parametrize("wrap", ["bare", "model", "state_dict"])
+def test_state_dict_bare_or_under_model_or_state_dict_loads(wrap, task_and_splits, tmp_path):
+    """torchvision files are bare state dicts; RepDistiller and mdistiller keep it under "model"."""
+    task = task_and_splits[1]
+    torch.manual_seed(1)
+    model = task.build_model("resnet8", 20)
+    state = model.state_dict()
+    path = tmp_path / "teacher.pth"
+    torch.save(state if wrap == "bare" else {wrap: state, "epoch": 240}, path)
+    assert _same_weights(_zoo_teacher(task_and_splits, path, "resnet8").model, model)
+
+
+def test_repdistiller_last_checkpoint_with_its_options_loads(task_and_splits, tmp_path):
+    """RepDistiller's ``<model>_last.pth`` also stores its argparse options under "opt"."""
+    task = task_and_splits[1]
+    torch.manual_seed(2)
+    model = task.build_model("resnet8", 20)
+    path = tmp_path / "resnet8_last.pth"
+    opt = argparse.Namespace(model="resnet8", learning_rate=0.05, lr_decay_epochs=[150, 180, 210])
+    torch.save({"opt": opt, "model": model.state_dict(), "optimizer": {"state": {}, "param_groups": []}}, path)
+    assert _same_weights(_zoo_teacher(task_and_splits, path, "resnet8").model, model)
+
+
+def test_checkpoint_without_a_state_dict_names_its_keys(task_and_splits, tmp_path):
+    path = tmp_path / "teacher.pth"
+    torch.save({"epoch": 240, "weights": [torch.zeros(2)]}, path)
+    with pytest.raises(TeacherMismatchError, match=r"keys \['epoch', 'weights'\] but no state dict") as info:
+        _zoo_teacher(task_and_splits, path, "resnet8")
+    assert "'model'" in str(info.value) and str(path) in str(info.value)
+
+
+def test_checkpoint_holding_a_pickled_module_is_not_loaded(task_and_splits, tmp_path):
+    path = tmp_path / "teacher.pth"
+    torch.save({"epoch": 240, "model": task_and_splits[1].build_model("resnet8", 20)}, path)
+    with pytest.raises(TeacherMismatchError, match="weights-only") as info:
+        _zoo_teacher(task_and_splits, path, "resnet8")
+    assert "weights_only" not in str(info.value)
+
+
+def test_file_of_another_zoo_architecture_names_both(task_and_splits, tmp_path):
+    task = task_and_splits[1]
+    path = tmp_path / "ckpt_epoch_240.pth"
+    torch.save({"epoch": 240, "model": task.build_model("resnet56", 20).state_dict()}, path)
+    with pytest.raises(TeacherMismatchError, match="holds a resnet56 state dict; the protocol expects resnet110"):
+        _zoo_teacher(task_and_splits, path, "resnet110")
+
+
+def test_file_of_another_architecture_is_named_on_the_run_path(tiny_protocol, tmp_path):
+    """``--teacher FILE`` (run_one): a 10-class vgg8 file for the protocol's 20-class tinyresnet teacher (the
+    architecture is recognised whatever its class count)."""
+    task = TASKS.get("classification")()
+    path = tmp_path / "teacher.pth"
+    torch.save({"model": task.build_model("vgg8", 10).state_dict()}, path)
+    with pytest.raises(TeacherMismatchError, match=f"holds a vgg8 state dict; the protocol expects "
+                                                   f"{tiny_protocol.teacher.model}"):
+        run_one(tiny_protocol, "kd", 0, ResultsStore(tmp_path / "r"), RunOptions(teacher_file=str(path)))
+    assert not (tmp_path / "r").exists()
+
+
+def test_file_matching_no_registered_model_says_so(task_and_splits, tmp_path):
+    path = tmp_path / "teacher.pth"
+    torch.save({"encoder.weight": torch.zeros(3, 3)}, path)
+    with pytest.raises(TeacherMismatchError, match="does not fit resnet8 .*match no registered model"):
+        _zoo_teacher(task_and_splits, path, "resnet8")
+
+
+def test_sha256_pinned_by_a_torchvision_style_name(tmp_path):
+    data = tmp_path / "weights.pth"
+    torch.save({"w": torch.arange(4.0)}, data)
+    sha = sha256_file(data)
+    good = tmp_path / f"resnet34-{sha[:8]}.pth"
+    data.rename(good)
+    assert sha256_pinned_by_name(good) == sha
+    bad = tmp_path / "resnet34-b627a593.pth"
+    good.rename(bad)
+    with pytest.raises(TeacherMismatchError, match=f"starting b627a593, the file's sha256 is {sha}") as info:
+        sha256_pinned_by_name(bad)
+    assert str(bad) in str(info.value)
+    unpinned = tmp_path / "resnet34.pth"
+    bad.rename(unpinned)
+    with pytest.raises(TeacherMismatchError, match="does not pin a sha256"):
+        sha256_pinned_by_name(unpinned)
