@@ -1,7 +1,8 @@
 """The lean train / eval loop: seeding, determinism, a non-finite guard, progress.
 
 One loop serves every method: it asks the :class:`~bench.distill.Distiller` for
-named loss terms, sums them, and steps SGD with a cosine schedule. Methods that
+named loss terms, sums them, and steps SGD with a cosine or step schedule
+(:func:`make_optimizer`). Methods that
 change the procedure use the protocol or the method's engine hook
 (:meth:`~bench.method.Method.after_step`, e.g. an adversary's own update), not a forked loop.
 """
@@ -38,12 +39,24 @@ def set_threads(threads: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
-def make_optimizer(params, schedule: Schedule, total_steps: int):
+def make_optimizer(params, schedule: Schedule, total_steps: int, steps_per_epoch: int = 1,
+                   lr: float | None = None):
+    """SGD at base rate ``lr`` (default ``schedule.lr``) and its rate scheduler, stepped once per step.
+
+    ``cosine``: cosine annealing to 0 over ``total_steps``. ``step``: the rate is multiplied by
+    ``schedule.gamma`` once ``m`` epochs of ``steps_per_epoch`` steps are done, for each milestone ``m``;
+    the same rates as RepDistiller's per-epoch ``adjust_learning_rate`` (``lr * 0.1 ** #{m < epoch}``,
+    epochs counted from 1) and as torch's ``MultiStepLR`` stepped per epoch (``tests/bench/test_schedule.py``).
+    """
     optimizer = torch.optim.SGD(
-        params, lr=schedule.lr, momentum=schedule.momentum,
+        params, lr=schedule.lr if lr is None else lr, momentum=schedule.momentum,
         weight_decay=schedule.weight_decay, nesterov=schedule.nesterov,
     )
-    lr_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
+    if schedule.lr_schedule == "step":
+        lr_scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=[m * steps_per_epoch for m in schedule.milestones], gamma=schedule.gamma)
+    else:
+        lr_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
     return optimizer, lr_scheduler
 
 
@@ -95,8 +108,12 @@ def train(
     progress: bool = False,
     desc: str = "train",
     device: torch.device | None = None,
+    model_name: str | None = None,
 ) -> TrainStats:
     """Train ``distiller.student`` (and the method's extras) for ``schedule.epochs``.
+
+    ``model_name`` is the architecture being trained (teacher, assistant or student): its base rate is
+    ``schedule.lr_for(model_name)``. A schedule with per-model rates needs it (a ValueError otherwise).
 
     Raises :class:`NonFiniteLossError` naming the step and the loss terms as soon
     as the summed loss is NaN or infinite; the student is left as it was then. A split smaller than
@@ -104,8 +121,12 @@ def train(
     """
     task = distiller.task
     device = device or torch.device("cpu")
-    total = steps_per_epoch(task, split, schedule.batch_size, desc) * schedule.epochs
-    optimizer, lr_scheduler = make_optimizer(distiller.trainable_parameters(), schedule, total)
+    if schedule.lr_by_model and model_name is None:
+        raise ValueError("train: the schedule has per-model learning rates (lr_by_model); pass model_name")
+    per_epoch = steps_per_epoch(task, split, schedule.batch_size, desc)
+    total = per_epoch * schedule.epochs
+    lr = schedule.lr_for(model_name) if model_name is not None else schedule.lr
+    optimizer, lr_scheduler = make_optimizer(distiller.trainable_parameters(), schedule, total, per_epoch, lr)
     distiller.student.train()
     if distiller.extras is not None:
         distiller.extras.train()

@@ -80,10 +80,28 @@ def protocol_spec(protocol) -> dict[str, Any]:
     spec = protocol.to_dict()
     spec.pop("description")
     spec.pop("seeds")
-    for optional in ("ensemble", "assistants", "assistant_sweep"):
+    for optional in ("ensemble", "assistants", "assistant_sweep", "normalization"):
         if not spec[optional]:
             spec.pop(optional)
+    for recipe in (spec, spec["teacher"], *spec.get("ensemble", ())):
+        recipe["schedule"] = schedule_spec(recipe["schedule"])
     return json.loads(json.dumps(spec, sort_keys=True, default=list))
+
+
+def schedule_spec(schedule) -> dict[str, Any]:
+    """A :class:`~bench.protocol.Schedule` (or its dict) as hashes see it: the fields added for the full
+    tier (:data:`~bench.protocol.SCHEDULE_OPTIONAL`: step decay, per-model rates) are left out while at
+    their default, so every schedule that does not use them keeps the hash it had before they existed."""
+    import dataclasses
+
+    from bench.protocol import SCHEDULE_OPTIONAL, Schedule
+
+    spec = dict(schedule) if isinstance(schedule, dict) else dataclasses.asdict(schedule)
+    defaults = {f.name: f.default for f in dataclasses.fields(Schedule)}
+    for name in SCHEDULE_OPTIONAL:
+        if name in spec and plain(spec[name]) == plain(defaults[name]):
+            spec.pop(name)
+    return spec
 
 
 def changed_fields(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

@@ -20,9 +20,25 @@ from bench.registry import PROTOCOLS
 TIERS = ("smoke", "mini", "full")
 
 
+#: learning-rate schedules of :class:`Schedule`: ``cosine`` decays to 0 over the run, step by step;
+#: ``step`` multiplies the rate by ``gamma`` at each of the ``milestones`` (epochs), the recipe of
+#: RepDistiller's CIFAR-100 table (x0.1 at 150, 180, 210 of 240) and of torchvision's ImageNet one.
+LR_SCHEDULES = ("cosine", "step")
+#: the fields added to :class:`Schedule` for the full tier (issue 13); at their default they are left
+#: out of every hash (:func:`bench.identity.schedule_spec`), so protocols that do not set them keep theirs
+SCHEDULE_OPTIONAL = ("lr_schedule", "milestones", "gamma", "lr_by_model")
+
+
 @dataclass(frozen=True)
 class Schedule:
-    """Optimiser and schedule of one training run (SGD with momentum, cosine decay)."""
+    """Optimiser and schedule of one training run: SGD with momentum, and cosine or step decay.
+
+    ``lr_schedule="step"`` (with ``milestones`` in epochs and ``gamma``) is the multi-step decay of
+    RepDistiller's ``adjust_learning_rate`` (``lr * gamma ** #{milestones passed}``); ``lr_by_model``
+    gives some architectures their own base rate (the CIFAR-100 recipe trains MobileNetV2 and the
+    ShuffleNets at 0.01 instead of 0.05, Tian et al. 2020, CRD, section 4.1): :meth:`lr_for` is the
+    rate of the model being trained, teacher, assistant or student alike.
+    """
 
     epochs: int
     batch_size: int
@@ -30,6 +46,65 @@ class Schedule:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = True
+    lr_schedule: str = "cosine"
+    #: epochs after which the rate is multiplied by ``gamma`` (``step`` only), strictly increasing
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    #: ``((model name, lr), ...)``: base rates overriding ``lr`` for these architectures (kept sorted)
+    lr_by_model: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"schedule: key 'lr_schedule' must be one of {', '.join(LR_SCHEDULES)}, "
+                              f"got {self.lr_schedule!r}")
+        milestones = tuple(self.milestones)
+        if self.lr_schedule == "step":
+            if not milestones:
+                raise ConfigError("schedule: key 'milestones' is empty; lr_schedule 'step' needs the epochs "
+                                  "at which the rate decays, e.g. [150, 180, 210]")
+            if any(isinstance(m, bool) or not isinstance(m, int) for m in milestones):
+                raise ConfigError(f"schedule: key 'milestones' must hold whole epochs, got {list(milestones)}")
+            if any(b <= a for a, b in zip(milestones, milestones[1:], strict=False)):
+                raise ConfigError(f"schedule: key 'milestones' must be strictly increasing, got {list(milestones)}")
+            if not 0 < milestones[0] or not milestones[-1] < self.epochs:
+                raise ConfigError(f"schedule: key 'milestones' must lie within 1..{self.epochs - 1} "
+                                  f"(epochs is {self.epochs}), got {list(milestones)}")
+            if not self.gamma > 0:
+                raise ConfigError(f"schedule: key 'gamma' must be > 0, got {self.gamma!r}")
+        else:
+            for key, default in (("milestones", ()), ("gamma", 0.1)):
+                if (milestones if key == "milestones" else self.gamma) != default:
+                    raise ConfigError(f"schedule: key {key!r} applies only to lr_schedule 'step' "
+                                      f"(lr_schedule is {self.lr_schedule!r})")
+        object.__setattr__(self, "milestones", milestones)
+        object.__setattr__(self, "lr_by_model", _lr_table(self.lr_by_model))
+
+    def lr_for(self, model_name: str) -> float:
+        """The base learning rate of architecture ``model_name``: its ``lr_by_model`` entry, else ``lr``."""
+        return dict(self.lr_by_model).get(model_name, self.lr)
+
+    def resolved(self, model_name: str) -> Schedule:
+        """This schedule as it trains ``model_name``: ``lr`` set to :meth:`lr_for`, ``lr_by_model`` empty.
+        What determines that model's weights, so what a teacher's recipe hash holds."""
+        return dataclasses.replace(self, lr=self.lr_for(model_name), lr_by_model=())
+
+
+def _lr_table(table: Any) -> tuple[tuple[str, float], ...]:
+    """``lr_by_model`` in its canonical form, sorted by model name (a mapping or pairs accepted)."""
+    pairs = list(table.items()) if isinstance(table, dict) else list(table)
+    result = []
+    for pair in pairs:
+        if isinstance(pair, str) or len(pair) != 2:
+            raise ConfigError(f"schedule: key 'lr_by_model' must map model names to learning rates, got {pair!r}")
+        name, lr = pair
+        if not isinstance(name, str) or isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+            raise ConfigError(f"schedule: key 'lr_by_model' entry {name!r}: the learning rate must be a number "
+                              f"> 0, got {lr!r}")
+        result.append((name, float(lr)))
+    names = [name for name, _ in result]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"schedule: key 'lr_by_model' names a model twice: {sorted(names)}")
+    return tuple(sorted(result))
 
 
 @dataclass(frozen=True)
@@ -68,8 +143,13 @@ class Protocol:
     assistants: tuple[str, ...] = ()
     #: assistant sizes tried by ``kdbench sweep`` (one-assistant chains), smallest first.
     assistant_sweep: tuple[str, ...] = ()
+    #: ``(mean, std)`` per channel of [0, 1] pixels, e.g. CIFAR-100's ((0.5071, 0.4867, 0.4408),
+    #: (0.2675, 0.2565, 0.2761)) as RepDistiller's ``dataset/cifar100.py`` normalises; empty: the task's default.
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "normalization", _normalization(self.name, self.normalization))
+        _check_lr_models(self)
         if self.tier not in TIERS:
             raise ConfigError(f"protocol {self.name!r}: key 'tier' must be one of {TIERS}, got {self.tier!r}")
         if self.primary_metric not in self.metrics:
@@ -116,6 +196,38 @@ class Protocol:
         return dataclasses.replace(self, seeds=tuple(seeds))
 
 
+def _normalization(name: str, value: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``normalization`` in its canonical form (tuples of floats), or a ConfigError naming the key."""
+    if not value:
+        return ()
+    where = f"protocol {name!r}: key 'normalization'"
+    try:
+        mean, std = (tuple(float(v) for v in part) for part in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be [mean, std], each a list of per-channel numbers, got {value!r}") from None
+    if not mean or len(mean) != len(std):
+        raise ConfigError(f"{where}: mean and std need one value per channel each, got {len(mean)} and {len(std)}")
+    if not all(s > 0 for s in std):
+        raise ConfigError(f"{where}: every std must be > 0, got {list(std)}")
+    return mean, std
+
+
+def _check_lr_models(protocol: Protocol) -> None:
+    """Every ``lr_by_model`` name of the protocol's schedules must be a registered model (checked once
+    the plugins are loaded: a protocol built while they load is checked again when looked up)."""
+    from bench.registry import MODELS, plugins_loaded
+
+    if not plugins_loaded():
+        return
+    schedules = {"schedule": protocol.schedule, "teacher.schedule": protocol.teacher.schedule,
+                 **{f"ensemble[{i}].schedule": r.schedule for i, r in enumerate(protocol.ensemble)}}
+    for where, schedule in schedules.items():
+        for model, _ in schedule.lr_by_model:
+            if model not in MODELS:
+                raise ConfigError(f"protocol {protocol.name!r}: key '{where}.lr_by_model' names {model!r}, which "
+                                  f"is not a registered model; valid: {', '.join(MODELS.names())}")
+
+
 def from_dict(data: dict[str, Any]) -> Protocol:
     """Build a protocol from plain data, naming any key that does not exist."""
     data = dict(data)
@@ -125,19 +237,16 @@ def from_dict(data: dict[str, Any]) -> Protocol:
         teacher = dict(data["teacher"])
     except KeyError as exc:
         raise ConfigError(f"protocol: missing key {exc.args[0]!r}") from None
-    _check_keys("protocol.schedule", schedule, {f.name for f in dataclasses.fields(Schedule)})
     _check_keys("protocol.teacher", teacher, {f.name for f in dataclasses.fields(TeacherRecipe)})
-    _check_keys("protocol.teacher.schedule", teacher["schedule"], {f.name for f in dataclasses.fields(Schedule)})
-    data["schedule"] = Schedule(**schedule)
-    teacher["schedule"] = Schedule(**teacher["schedule"])
+    data["schedule"] = schedule_from_dict("protocol.schedule", schedule)
+    teacher["schedule"] = schedule_from_dict("protocol.teacher.schedule", teacher["schedule"])
     data["teacher"] = TeacherRecipe(**teacher)
     members = []
     for i, member in enumerate(data.get("ensemble", ())):
         member = dict(member)
         _check_keys(f"protocol.ensemble[{i}]", member, {f.name for f in dataclasses.fields(TeacherRecipe)})
-        _check_keys(f"protocol.ensemble[{i}].schedule", member["schedule"],
-                    {f.name for f in dataclasses.fields(Schedule)})
-        members.append(TeacherRecipe(**{**member, "schedule": Schedule(**member["schedule"])}))
+        schedule = schedule_from_dict(f"protocol.ensemble[{i}].schedule", member["schedule"])
+        members.append(TeacherRecipe(**{**member, "schedule": schedule}))
     data["ensemble"] = tuple(members)
     data["assistants"] = tuple(data.get("assistants", ()))
     data["assistant_sweep"] = tuple(data.get("assistant_sweep", ()))
@@ -147,6 +256,19 @@ def from_dict(data: dict[str, Any]) -> Protocol:
         return Protocol(**data)
     except TypeError as exc:
         raise ConfigError(f"protocol: {exc}") from None
+
+
+def schedule_from_dict(where: str, data: dict[str, Any]) -> Schedule:
+    """A :class:`Schedule` from plain data (JSON lists become tuples); errors name the key as ``where.key``."""
+    _check_keys(where, data, {f.name for f in dataclasses.fields(Schedule)})
+    try:
+        return Schedule(**data)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(f"{where}:{message.removeprefix('schedule:')}" if message.startswith("schedule:")
+                          else message) from None
 
 
 def _check_keys(where: str, data: dict[str, Any], valid: set[str]) -> None:

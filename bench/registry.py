@@ -74,11 +74,12 @@ def register_widths(prefix: str, build: Callable[[int, int], Any], widths: tuple
 
 
 _loaded = False
+_complete = False
 
 
 def load_plugins() -> None:
     """Import every module of the plugin packages once, so they self-register."""
-    global _loaded
+    global _loaded, _complete
     if _loaded:
         return
     _loaded = True
@@ -86,3 +87,12 @@ def load_plugins() -> None:
         package = importlib.import_module(package_name)
         for info in pkgutil.walk_packages(package.__path__, prefix=f"{package_name}."):
             importlib.import_module(info.name)
+    _complete = True
+
+
+def plugins_loaded() -> bool:
+    """Whether every plugin module has been imported (False while they are being imported), i.e.
+    whether a name missing from a registry is really unknown. Loads them if nobody has started to."""
+    if not _loaded:
+        load_plugins()
+    return _complete

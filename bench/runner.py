@@ -26,9 +26,10 @@ from bench.identity import data_fingerprint, json_ready, make_identity, protocol
 from bench.method import Method
 from bench.profile import cached_profile
 from bench.protocol import Protocol
-from bench.registry import METHODS, TASKS
+from bench.registry import METHODS
 from bench.results import SCHEMA_VERSION, ResultsStore
-from bench.task import Split, Task
+from bench.streaming import Loading, StreamingSplit
+from bench.task import Split, Task, make_task
 from bench.teacher_cache import TeacherOutputCache
 from bench.paths import sha256_file
 from bench.teachers import Teacher, TeacherZoo, check_label_space, recipe_hash
@@ -45,6 +46,8 @@ class RunOptions:
     ensemble_files: tuple[str, ...] = ()
     teacher_output_cache: bool = True
     data_root: str | None = None
+    #: DataLoader worker processes for streamed datasets (None: :func:`bench.streaming.default_workers`)
+    workers: int | None = None
     progress: bool = False
     force: bool = False
     hparams: dict[str, Any] = field(default_factory=dict)
@@ -55,7 +58,7 @@ class Workspace:
 
     def __init__(self, protocol: Protocol, options: RunOptions):
         self.protocol, self.options = protocol, options
-        self.task: Task = TASKS.get(protocol.task)()
+        self.task: Task = make_task(protocol, Loading.for_device(options.device, options.workers))
         #: fingerprint of the data (bench.identity.data_fingerprint), taken before it is loaded
         self.data = data_fingerprint(protocol.dataset, options.data_root)
         self.splits: dict[str, Split] = self.task.load_splits(protocol.dataset, root=options.data_root)
@@ -166,6 +169,10 @@ class Workspace:
         (the first seen of the most common, on a tie)."""
         from collections import Counter
 
+        if isinstance(self.splits["train"], StreamingSplit):  # as the augmentation makes them, e.g. 224x224
+            probe = self.task.collate(self.splits["train"], torch.arange(1), torch.zeros(1, dtype=torch.long),
+                                      self.protocol.augmentation)
+            return tuple(probe.inputs.shape[1:])
         inputs = self.splits["train"].inputs
         if isinstance(inputs, torch.Tensor):
             return tuple(inputs.shape[1:])
@@ -183,13 +190,25 @@ class Workspace:
     def teacher_inputs(self, method: Method, device: torch.device | str = "cpu",
                        cached: bool | None = None) -> tuple[Teaching, list[TeacherInput]]:
         """Who teaches under ``method`` and what the Distiller gets: the models the student learns
-        from, with their output caches unless ``cached`` is False (default: the run options)."""
+        from, with their output caches unless ``cached`` is False (default: :attr:`uses_output_cache`)."""
         teaching = self.teaching(method)
-        cached = self.options.teacher_output_cache if cached is None else cached
+        cached = self.uses_output_cache if cached is None else cached and self.augmentation_is_finite
         inputs = [TeacherInput(t.model.to(device), t.model_name,
                                self.teacher_output_cache(method.teacher_features, t) if cached else None)
                   for t in teaching.teachers_of_student]
         return teaching, inputs
+
+    @property
+    def augmentation_is_finite(self) -> bool:
+        """Whether the protocol's augmentation has a finite variant set, so that teacher outputs can be
+        cached (random crops have none: the teacher then runs live)."""
+        return self.task.num_augment_variants(self.protocol.augmentation) is not None
+
+    @property
+    def uses_output_cache(self) -> bool:
+        """Whether the student's teachers answer from the teacher-output cache: asked for by the run
+        options and possible under the protocol's augmentation."""
+        return self.options.teacher_output_cache and self.augmentation_is_finite
 
     def teacher_output_cache(self, points: tuple[str, ...], teacher: Teacher | None = None) -> TeacherOutputCache:
         """``teacher``'s (default: the protocol teacher's) features at ``points`` for every training
@@ -314,7 +333,8 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
     probe = task.collate(splits["train"], torch.arange(2), torch.zeros(2, dtype=torch.long), protocol.augmentation)
     distiller.build_extras(probe.to(device))
     stats = train(distiller, splits["train"], protocol.schedule, protocol.augmentation, generator,
-                  progress=options.progress, desc=f"{method_name} seed {seed}", device=device)
+                  progress=options.progress, desc=f"{method_name} seed {seed}", device=device,
+                  model_name=protocol.student)
     distiller.close()
     metrics = task.evaluate(student, splits["test"], protocol.schedule.batch_size)
     check_metric_range(task, metrics)
@@ -347,7 +367,8 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
             "steps": stats.steps,
             "teacher_forward_seconds": distiller.teacher_forward_seconds,
             "teacher_forwards": distiller.teacher_forwards,
-            "teacher_output_cache": options.teacher_output_cache and bool(inputs),
+            # true only when the teachers' outputs did come from the cache (never under random crops)
+            "teacher_output_cache": any(i.cache is not None for i in inputs),
             "peak_memory_mb": peak_memory_mb(),
             "stages": stages,
             "total_train_seconds": sum(s["train_seconds"] for s in stages),

@@ -74,7 +74,7 @@ def prepare(protocol: Protocol, methods: list[str], options: RunOptions) -> None
     ws = Workspace(protocol, options)
     for method in [build_method(protocol, m, options.hparams) for m in methods]:
         teaching = ws.teaching(method)
-        if options.teacher_output_cache:
+        if ws.uses_output_cache:  # not under random crops: their teachers run live
             for teacher in teaching.teachers_of_student:
                 ws.teacher_output_cache(method.teacher_features, teacher)
 

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+from bench.streaming import Loading, StreamingSplit, stream
+
+if TYPE_CHECKING:
+    from bench.protocol import Protocol
+
+#: per-sample seeds of random augmentations are drawn from 0..SEED_RANGE-1
+SEED_RANGE = 2**62
 
 
 @dataclass
@@ -72,8 +81,26 @@ class Task:
     name: str = ""
     #: metric names the task's :meth:`evaluate` returns.
     metrics: tuple[str, ...] = ()
-    #: augmentation name -> number of distinct variants (finite, so teacher outputs can be cached).
-    augmentations: dict[str, int] = {"none": 1}
+    #: augmentation name -> number of distinct variants (finite, so teacher outputs can be cached), or
+    #: ``None`` for a random augmentation (random crops: no finite set, the teacher runs live).
+    augmentations: dict[str, int | None] = {"none": 1}
+    #: how streaming splits are read (run options, set by :meth:`configure`)
+    loading: Loading = Loading(workers=0)
+
+    def configure(self, protocol: Protocol, loading: Loading | None = None) -> Task:
+        """Set the task up for ``protocol``'s runs (and streaming splits' ``loading``); returns the task.
+
+        A task whose data handling depends on the protocol (the classification task's normalisation and
+        evaluation transform) reads it here; :func:`make_task` is how the engine builds a task.
+        """
+        if loading is not None:
+            self.loading = loading
+        return self
+
+    def preprocessing(self) -> dict[str, Any]:
+        """What the configured protocol changes in the models' inputs beyond the data and the augmentation
+        (e.g. its normalisation), for cache keys; empty when nothing (the key then stays as it was)."""
+        return {}
 
     def feature_points(self, model_name: str) -> dict[str, str]:
         """Feature-point name -> module path in the model ``model_name``."""
@@ -99,8 +126,9 @@ class Task:
         except TypeError as exc:
             raise ConfigError(f"dataset {name!r}: {exc}") from None
 
-    def num_augment_variants(self, augmentation: str) -> int:
-        """How many distinct augmentations one sample can get (finite sets only)."""
+    def num_augment_variants(self, augmentation: str) -> int | None:
+        """How many distinct augmentations one sample can get; ``None`` for a random augmentation, whose
+        variants are per-sample seeds (no finite set: no teacher-output cache)."""
         from bench.errors import ConfigError
 
         if augmentation not in self.augmentations:
@@ -144,10 +172,23 @@ class Task:
         """An inference forward pass for reading features (the teacher's, or probe shapes)."""
         return model(batch.inputs)
 
-    def collate(self, split: Split, indices: torch.Tensor, variants: torch.Tensor, augmentation: str) -> Batch:
-        """The batch of samples ``indices`` with augmentation ``variants`` applied."""
+    def collate(self, split: Split | StreamingSplit, indices: torch.Tensor, variants: torch.Tensor,
+                augmentation: str) -> Batch:
+        """The batch of samples ``indices`` with augmentation ``variants`` applied (a streaming split's
+        samples are read here, in this process: :meth:`train_batches` reads them in loader workers)."""
+        if isinstance(split, StreamingSplit):
+            keys = zip(indices.tolist(), variants.tolist(), strict=True)
+            samples = [self.load_sample(split, i, v, augmentation) for i, v in keys]
+            return Batch(torch.stack([x for x, _ in samples]), torch.stack([y for _, y in samples]), indices, variants)
         inputs = self.prepare(self.augment(split.inputs[indices], variants, augmentation))
         return Batch(inputs, split.targets[indices], indices, variants)
+
+    def load_sample(self, split: StreamingSplit, index: int, variant: int, augmentation: str
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample ``index`` of a streaming split, read, augmented (``variant``) and prepared, with its target;
+        what a loader worker runs."""
+        inputs = self.prepare(self.augment(split.read(index)[None], torch.tensor([variant]), augmentation))
+        return inputs[0], split.targets[index]
 
     def evaluate(self, model: nn.Module, split: Split, batch_size: int) -> dict[str, float]:
         raise NotImplementedError
@@ -167,15 +208,35 @@ class Task:
         return points[point]
 
     def train_batches(
-        self, split: Split, batch_size: int, augmentation: str, generator: torch.Generator
+        self, split: Split | StreamingSplit, batch_size: int, augmentation: str, generator: torch.Generator
     ) -> Iterator[Batch]:
-        """One epoch of shuffled, augmented training batches (the last partial batch is dropped)."""
+        """One epoch of shuffled, augmented training batches (the last partial batch is dropped).
+
+        The order and each sample's variant come from ``generator``: a variant index for a finite
+        augmentation, a seed (0..:data:`SEED_RANGE`-1) for a random one. A streaming split is read by
+        the loader's workers (:func:`bench.streaming.stream`) from the same order and variants, so the
+        batches do not depend on the worker count.
+        """
         order = torch.randperm(len(split), generator=generator)
         n_variants = self.num_augment_variants(augmentation)
-        variants = torch.randint(n_variants, (len(split),), generator=generator)
-        for start in range(0, len(split) - batch_size + 1, batch_size):
+        variants = torch.randint(SEED_RANGE if n_variants is None else n_variants, (len(split),), generator=generator)
+        starts = range(0, len(split) - batch_size + 1, batch_size)
+        if isinstance(split, StreamingSplit):
+            keys = ([(int(i), int(variants[i])) for i in order[start : start + batch_size]] for start in starts)
+            load = partial(self.load_sample, split, augmentation=augmentation)
+            for inputs, targets, indices, batch_variants in stream(load, keys, self.loading):
+                yield Batch(inputs, targets, indices, batch_variants)
+            return
+        for start in starts:
             idx = order[start : start + batch_size]
             yield self.collate(split, idx, variants[idx], augmentation)
 
     def batches_per_epoch(self, split: Split, batch_size: int) -> int:
         return len(split) // batch_size
+
+
+def make_task(protocol: Protocol, loading: Loading | None = None) -> Task:
+    """The task of ``protocol``, configured for it (:meth:`Task.configure`): how the engine builds a task."""
+    from bench.registry import TASKS
+
+    return TASKS.get(protocol.task)().configure(protocol, loading)

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.errors import ConfigError
 from bench.paths import cache_dir, load_checked, save_checked
 from bench.task import Split, Task
 
@@ -66,6 +67,9 @@ class TeacherOutputCache:
         from bench.distill import FeatureRecorder, with_logits
 
         n_variants = task.num_augment_variants(augmentation)
+        if n_variants is None:
+            raise ConfigError(f"augmentation {augmentation!r} is random (no finite set of variants): the teacher "
+                              "runs live, its outputs cannot be cached")
         recorder = FeatureRecorder(teacher, {p: task.module_path(teacher_name, p) for p in points})
         teacher.eval()
         per_variant = []
@@ -91,6 +95,8 @@ class TeacherOutputCache:
         """From disk if present and intact, else built and saved; also returns forwards spent now (0 on
         a hit). ``data`` is the fingerprint of the dataset ``split`` (the training split) comes from."""
         key_data = [teacher_sha256, data, "train", augmentation, sorted(points)]
+        if task.preprocessing():  # e.g. a protocol's own normalisation: other inputs, other outputs
+            key_data.append(task.preprocessing())
         key = hashlib.sha256(json.dumps(key_data).encode()).hexdigest()
         path = (Path(root) if root else cache_dir() / "teacher_outputs") / f"{key}.pt"
         stored = load_checked(path, "teacher-output cache")

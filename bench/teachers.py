@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from bench.errors import TeacherMismatchError
-from bench.identity import json_ready, sha256_json, training_code_digest
+from bench.identity import json_ready, schedule_spec, sha256_json, training_code_digest
 from bench.paths import CacheIntegrityWarning, atomic_save, atomic_write_text, cache_dir, sha256_file
 from bench.protocol import Protocol, TeacherRecipe
 from bench.task import Split, Task
@@ -83,9 +83,16 @@ def recipe_hash(protocol: Protocol, data: str, recipe: TeacherRecipe | None = No
         "data": data,
         "augmentation": protocol.augmentation,
         "threads": protocol.threads,
-        "teacher": dataclasses.asdict(recipe),
+        # the schedule as it trains this model (its own lr), the full-tier fields only when set
+        "teacher": {**dataclasses.asdict(recipe), "schedule": schedule_spec(recipe.schedule.resolved(recipe.model))},
+        **_normalization_spec(protocol),
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def _normalization_spec(protocol: Protocol) -> dict[str, Any]:
+    """The protocol's input normalisation for a recipe hash, when it sets one (it changes the weights)."""
+    return {"normalization": protocol.normalization} if protocol.normalization else {}
 
 
 def assistant_hash(protocol: Protocol, model_name: str, taught_by: str, kd_hparams: dict[str, Any],
@@ -104,9 +111,10 @@ def assistant_hash(protocol: Protocol, model_name: str, taught_by: str, kd_hpara
         "threads": protocol.threads,
         "assistant": model_name,
         "taught_by": taught_by,
-        "schedule": dataclasses.asdict(protocol.schedule),
+        "schedule": schedule_spec(protocol.schedule.resolved(model_name)),
         "kd": kd_hparams,
         "seed": protocol.teacher.seed,
+        **_normalization_spec(protocol),
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
@@ -311,9 +319,11 @@ class TeacherZoo:
             from bench.registry import METHODS
             from bench.teacher_cache import TeacherOutputCache
 
-            outputs, _ = TeacherOutputCache.load_or_build(
-                taught_by.model, taught_by.model_name, taught_by.sha256, data, task,
-                splits["train"], protocol.augmentation, ("logits",))
+            outputs = None  # random crops have no finite variant set: the teacher runs live
+            if task.num_augment_variants(protocol.augmentation) is not None:
+                outputs, _ = TeacherOutputCache.load_or_build(
+                    taught_by.model, taught_by.model_name, taught_by.sha256, data, task,
+                    splits["train"], protocol.augmentation, ("logits",))
             teaching = TeacherInput(taught_by.model, taught_by.model_name, outputs)
             assistant = self._train(protocol, task, splits, TeacherRecipe(model_name, protocol.schedule,
                                                                           protocol.teacher.seed),
@@ -365,7 +375,7 @@ class TeacherZoo:
                               [teaching] if teaching else ())
         start = time.perf_counter()
         train(distiller, splits["train"], recipe.schedule, protocol.augmentation, generator,
-              progress=progress, desc=f"{source} {recipe.model}")
+              progress=progress, desc=f"{source} {recipe.model}", model_name=recipe.model)
         seconds = time.perf_counter() - start
         distiller.close()
         metrics = task.evaluate(model, splits["test"], recipe.schedule.batch_size)

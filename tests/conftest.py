@@ -31,3 +31,13 @@ def tiny_protocol(smoke_protocol):
     """The smoke protocol cut to one epoch and one seed, for tests that train many times."""
     schedule = dataclasses.replace(smoke_protocol.schedule, epochs=1)
     return dataclasses.replace(smoke_protocol, name="classification-tiny", schedule=schedule, seeds=(0,))
+
+
+@pytest.fixture
+def no_latency_measurement(monkeypatch):
+    """Runs whose test checks no efficiency figure skip the latency measurement (seconds per model on a busy
+    machine); the record keeps the input size and batch the models would have been profiled at."""
+    def profile(factory, name, input_size, batch_size, device="cpu", threads=1):
+        return {"model": name, "input_size": list(input_size), "batch_size": batch_size, "params": 0}
+
+    monkeypatch.setattr("bench.runner.cached_profile", profile)

@@ -6,21 +6,26 @@ Two layouts are supported, both as the public downloads ship them:
   pickles are read by a restricted unpickler (:class:`_CifarUnpickler`) that builds only the
   types the official files hold, so a crafted file cannot run code;
 * a torchvision ``ImageFolder`` tree ``root/{train,val,test}/<class>/<images>``,
-  via :func:`load_image_folder`.
+  via :func:`load_image_folder`, read lazily (:class:`~bench.streaming.StreamingSplit`:
+  the file list is scanned now, each image is decoded when a batch needs it).
 
-Every loader returns ``{"train", "val", "test"}`` with uint8 images (N,3,H,W)
-and int64 targets. When a dataset has no official validation set, ``val`` is
+Every loader returns ``{"train", "val", "test"}`` with int64 targets; CIFAR
+holds uint8 images (N,3,32,32) in memory, an ImageFolder split reads uint8
+(3,H,W) images one by one. When a dataset has no official validation set, ``val`` is
 carved out of the training set by :func:`_carve_val`: per class, the *last*
 ``round(n_c * val_fraction)`` samples in file order (at most ``n_c - 1``, so
 every class keeps a training sample). The rule uses no randomness, so the split
 is the same on every machine, and it is class-stratified, so val has the class
-balance of train. Problems with the files raise :class:`DataError` naming the
-path and the layout that was expected.
+balance of train. ``val_fraction=0`` trains on the whole training set, as the
+published CIFAR recipes do, and leaves ``val`` empty. Problems with the files
+raise :class:`DataError` naming the path and the layout that was expected (an
+unreadable image of a streamed split: when it is read).
 """
 
 from __future__ import annotations
 
 import pickle
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,7 @@ import numpy as np
 import torch
 
 from bench.errors import ConfigError, DataError
+from bench.streaming import StreamingSplit
 from bench.task import Split
 
 _CIFAR = {
@@ -51,15 +57,17 @@ _CIFAR = {
     },
 }
 _CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+AnySplit = Split | StreamingSplit
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
 def _check_fraction(val_fraction: float) -> None:
-    if not 0.0 < val_fraction < 1.0:
-        raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"dataset key 'val_fraction' must be in [0, 1) (0: train on the whole training set, "
+                          f"val empty), got {val_fraction!r}")
 
 
-def _carve_val(train: Split, val_fraction: float) -> tuple[Split, Split]:
+def _carve_val(train: AnySplit, val_fraction: float) -> tuple[AnySplit, AnySplit]:
     """Split ``train`` into (train, val): per class, the last ``round(n_c * val_fraction)``
     samples in file order go to val (at most ``n_c - 1``); both keep file order.
 
@@ -74,10 +82,14 @@ def _carve_val(train: Split, val_fraction: float) -> tuple[Split, Split]:
         if n_val > 0:
             is_val[idx[len(idx) - n_val :]] = True
 
-    def take(mask: np.ndarray, name: str) -> Split:
+    def take(mask: np.ndarray, name: str) -> AnySplit:
         sel = torch.from_numpy(np.flatnonzero(mask))
+        if isinstance(train, StreamingSplit):
+            return train.subset(sel, f"{train.source} [{name}]")
         return Split(train.inputs[sel], train.targets[sel], train.classes, f"{train.source} [{name}]")
 
+    if val_fraction == 0:
+        return take(~is_val, "all of train"), take(is_val, "empty: val_fraction 0")
     return take(~is_val, f"train minus last {val_fraction:g} of each class"), take(
         is_val, f"last {val_fraction:g} of each class of train"
     )
@@ -183,7 +195,8 @@ def load_cifar(root: str | Path, num_classes: int = 10, val_fraction: float = 0.
     ``root`` is the folder that contains ``cifar-10-batches-py`` /
     ``cifar-100-python`` or that folder itself. ``test`` is the official test
     set; ``val`` is held out of the official training set (see the module
-    docstring) so that test stays untouched for the final number.
+    docstring) so that test stays untouched for the final number; ``val_fraction=0``
+    trains on all 50000 images, as the published tables do, and leaves ``val`` empty.
     """
     if num_classes not in _CIFAR:
         raise ConfigError(f"num_classes must be 10 or 100 for CIFAR, got {num_classes!r}")
@@ -219,16 +232,20 @@ def load_cifar(root: str | Path, num_classes: int = 10, val_fraction: float = 0.
 # ----------------------------------------------------------------------------- ImageFolder
 
 
-def _read_image(path: Path, size: int) -> np.ndarray:
-    """One image as uint8 (3,size,size): RGB, bilinear-resized."""
+def read_image(path: str | Path, size: int | None = None) -> torch.Tensor:
+    """One image file as uint8 (3, H, W): RGB, bilinear-resized to ``size`` x ``size`` unless ``size`` is
+    None; a file PIL cannot read raises :class:`DataError` naming it. The reader of streamed splits."""
     from PIL import Image
 
     try:
         with Image.open(path) as img:
-            rgb = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+            rgb = img.convert("RGB")
+            if size is not None:
+                rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+            pixels = np.asarray(rgb, dtype=np.uint8)
     except Exception as exc:  # PIL raises OSError, ValueError, DecompressionBombError, ...
-        raise DataError(f"cannot read image {path}: {type(exc).__name__}: {exc}") from exc
-    return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
+        raise DataError(f"cannot read image {path}: {type(exc).__name__}: {exc}") from None
+    return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -239,42 +256,51 @@ def _class_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _read_split_folder(folder: Path, classes: tuple[str, ...], size: int, every_class: bool) -> Split:
-    """All images under ``folder/<class>/``, ordered by class then file name.
+def scan_split_folder(folder: Path, classes: tuple[str, ...], size: int | None, every_class: bool,
+                      kind: str = "imagefolder") -> StreamingSplit:
+    """The images under ``folder/<class>/``, ordered by class then file name, as a streamed split
+    (no image is opened here; :func:`read_image` reads each when needed).
 
     ``every_class``: each class folder must hold an image (the training set, so
-    that no class goes unseen).
+    that no class goes unseen). ``size=None`` keeps each image's own size.
     """
     index = {c: i for i, c in enumerate(classes)}
-    images, labels = [], []
+    files: list[str] = []
+    labels: list[int] = []
     for class_dir in _class_dirs(folder):
         if class_dir.name not in index:
             raise DataError(
                 f"class folder {class_dir} is not a class of the training set "
-                f"({folder.parent / 'train'}); known classes: {', '.join(classes)}"
+                f"({folder.parent / 'train'}); known classes: {_preview(classes)}"
             )
-        files = _image_files(class_dir)
-        if every_class and not files:
+        found = _image_files(class_dir)
+        if every_class and not found:
             raise DataError(f"training class folder {class_dir} has no images ({', '.join(IMAGE_EXTENSIONS)})")
-        images += [_read_image(p, size) for p in files]
-        labels += [index[class_dir.name]] * len(files)
-    if not images:
+        files += [str(p) for p in found]
+        labels += [index[class_dir.name]] * len(found)
+    if not files:
         raise DataError(
             f"no images in {folder}; expected {folder}/<class>/<image files> ({', '.join(IMAGE_EXTENSIONS)})"
         )
-    return Split(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64), classes,
-                 f"imagefolder:{folder}")
+    return StreamingSplit(tuple(files), torch.tensor(labels, dtype=torch.int64), classes,
+                          partial(read_image, size=size), f"{kind}:{folder}", {"sizes_vary": size is None})
 
 
-def load_image_folder(root: str | Path, size: int = 32, val_fraction: float = 0.1) -> dict[str, Split]:
-    """Read a torchvision ImageFolder tree into ``{"train", "val", "test"}``.
+def _preview(names: tuple[str, ...], shown: int = 20) -> str:
+    """The first ``shown`` class names (ImageNet has 1000)."""
+    more = f", ... ({len(names)} in all)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def load_image_folder(root: str | Path, size: int = 32, val_fraction: float = 0.1) -> dict[str, StreamingSplit]:
+    """Scan a torchvision ImageFolder tree into streamed ``{"train", "val", "test"}`` splits.
 
     Layout: ``root/train/<class>/<images>`` and ``root/test/<class>/<images>``
     are required, ``root/val/<class>/<images>`` is optional (when absent, val is
     carved from train, see the module docstring). Classes are the sorted
     subfolder names of ``train``; val/test may use a subset of them. Images are
-    converted to RGB and bilinear-resized to ``size`` x ``size`` so that one
-    tensor holds a split.
+    read when a batch needs them, converted to RGB and bilinear-resized to
+    ``size`` x ``size``.
     """
     _check_fraction(val_fraction)
     root = Path(root)
@@ -288,9 +314,9 @@ def load_image_folder(root: str | Path, size: int = 32, val_fraction: float = 0.
     if not classes:
         raise DataError(f"no class folders in {root / 'train'}; {expected}")
 
-    train = _read_split_folder(root / "train", classes, size, every_class=True)
+    train = scan_split_folder(root / "train", classes, size, every_class=True)
     if (root / "val").is_dir():
-        val = _read_split_folder(root / "val", classes, size, every_class=False)
+        val = scan_split_folder(root / "val", classes, size, every_class=False)
     else:
         train, val = _carve_val(train, val_fraction)
-    return {"train": train, "val": val, "test": _read_split_folder(root / "test", classes, size, every_class=False)}
+    return {"train": train, "val": val, "test": scan_split_folder(root / "test", classes, size, every_class=False)}

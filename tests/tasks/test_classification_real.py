@@ -9,50 +9,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from real_formats import (C10_NAMES, C100_NAMES, dump_pickle, make_cifar10, make_image_folder, read_all, read_ids,
+                          write_cifar100, write_png)
 
 from bench.errors import ConfigError, DataError
 from tasks.classification.real import load_cifar, load_image_folder
-
-C10_NAMES = [f"c10_{i}" for i in range(10)]
-
-
-def _dump(path: Path, obj: object) -> None:
-    path.write_bytes(pickle.dumps(obj, protocol=2))
-
-
-def _tagged_rows(ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random CIFAR rows (N,3072) whose first two bytes (red channel, y=0, x=0 and x=1) encode ``ids``."""
-    rows = rng.integers(0, 256, size=(len(ids), 3072), dtype=np.uint8)
-    rows[:, 0], rows[:, 1] = ids // 256, ids % 256
-    return rows
-
-
-def _ids(inputs: torch.Tensor) -> list[int]:
-    return (inputs[:, 0, 0, 0].long() * 256 + inputs[:, 0, 0, 1].long()).tolist()
-
-
-def make_cifar10(parent: Path, per_class_per_batch: int = 2) -> tuple[Path, np.ndarray, np.ndarray]:
-    """Write a CIFAR-10 python-version folder; return (folder, train labels, test rows)."""
-    folder = parent / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    labels_all = []
-    for b in range(5):
-        labels = np.tile(np.arange(10), per_class_per_batch)
-        rng.shuffle(labels)
-        ids = np.arange(len(labels)) + b * len(labels)
-        _dump(folder / f"data_batch_{b + 1}", {
-            b"batch_label": f"training batch {b + 1} of 5".encode(),
-            b"labels": labels.tolist(), b"data": _tagged_rows(ids, rng), b"filenames": [b"x.png"] * len(labels),
-        })
-        labels_all.append(labels)
-    test_rows = rng.integers(0, 256, size=(7, 3072), dtype=np.uint8)
-    test_rows[3, 2 * 1024 + 5 * 32 + 7] = 201  # blue channel, y=5, x=7
-    test_rows[3, 0 * 1024 + 5 * 32 + 7] = 13  # red channel, same pixel
-    _dump(folder / "test_batch", {b"labels": [0, 1, 2, 9, 4, 5, 6], b"data": test_rows})
-    _dump(folder / "batches.meta", {b"label_names": [n.encode() for n in C10_NAMES], b"num_vis": 3072})
-    return folder, np.concatenate(labels_all), test_rows
-
 
 # ----------------------------------------------------------------------------- CIFAR-10
 
@@ -71,8 +32,8 @@ def test_cifar10_shapes_dtypes_classes_and_pixels(tmp_path: Path) -> None:
     assert test.inputs[3, 2, 5, 7].item() == 201 and test.inputs[3, 0, 5, 7].item() == 13
     assert torch.equal(test.inputs[6, 1], torch.from_numpy(test_rows[6, 1024:2048].reshape(32, 32)))
     # train pixels round-trip too: every image's tag matches its label in file order
-    got = dict(zip(_ids(splits["train"].inputs), splits["train"].targets.tolist(), strict=True))
-    got.update(zip(_ids(splits["val"].inputs), splits["val"].targets.tolist(), strict=True))
+    got = dict(zip(read_ids(splits["train"].inputs), splits["train"].targets.tolist(), strict=True))
+    got.update(zip(read_ids(splits["val"].inputs), splits["val"].targets.tolist(), strict=True))
     assert got == dict(enumerate(train_labels.tolist()))
 
 
@@ -81,7 +42,7 @@ def test_cifar10_val_is_last_fraction_of_each_class(tmp_path: Path, fraction: fl
     """Per class of 10: the last round(10 * fraction) in file order (half up, never the whole class)."""
     _, train_labels, _ = make_cifar10(tmp_path, per_class_per_batch=2)  # 10 per class
     splits = load_cifar(tmp_path / "cifar-10-batches-py", val_fraction=fraction)  # root = the folder itself
-    train_ids, val_ids = _ids(splits["train"].inputs), _ids(splits["val"].inputs)
+    train_ids, val_ids = read_ids(splits["train"].inputs), read_ids(splits["val"].inputs)
     assert not set(train_ids) & set(val_ids)
     assert sorted(train_ids + val_ids) == list(range(100))
     assert train_ids == sorted(train_ids) and val_ids == sorted(val_ids)  # file order kept
@@ -127,7 +88,7 @@ def test_cifar_corrupt_pickle_names_file(tmp_path: Path, content: bytes | None) 
 
 def test_cifar_wrong_row_size_names_file(tmp_path: Path) -> None:
     folder, _, _ = make_cifar10(tmp_path)
-    _dump(folder / "test_batch", {b"labels": [0, 1], b"data": np.zeros((2, 1000), np.uint8)})
+    dump_pickle(folder / "test_batch", {b"labels": [0, 1], b"data": np.zeros((2, 1000), np.uint8)})
     with pytest.raises(DataError, match="test_batch"):
         load_cifar(tmp_path)
 
@@ -135,32 +96,22 @@ def test_cifar_wrong_row_size_names_file(tmp_path: Path) -> None:
 def test_cifar_bad_arguments() -> None:
     with pytest.raises(ConfigError):
         load_cifar("/unused", num_classes=20)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="val_fraction"):
         load_cifar("/unused", val_fraction=1.0)
+    with pytest.raises(ConfigError, match="val_fraction"):
+        load_cifar("/unused", val_fraction=-0.1)
 
 
 # ----------------------------------------------------------------------------- CIFAR-100
 
 
 def test_cifar100(tmp_path: Path) -> None:
-    folder = tmp_path / "cifar-100-python"
-    folder.mkdir()
-    rng = np.random.default_rng(1)
-    fine = np.repeat(np.arange(100), 3)  # 3 per class, class-sorted file order
-    _dump(folder / "train", {b"fine_labels": fine.tolist(), b"coarse_labels": (fine // 5).tolist(),
-                             b"data": _tagged_rows(np.arange(300), rng)})
-    test_rows = rng.integers(0, 256, size=(4, 3072), dtype=np.uint8)
-    test_rows[1, 1 * 1024 + 31 * 32 + 0] = 77  # green, y=31, x=0
-    _dump(folder / "test", {b"fine_labels": [99, 0, 5, 42], b"coarse_labels": [19, 0, 1, 8], b"data": test_rows})
-    names = [f"fine{i:02d}" for i in range(100)]
-    _dump(folder / "meta", {b"fine_label_names": [n.encode() for n in names],
-                            b"coarse_label_names": [f"c{i}".encode() for i in range(20)]})
-
+    _, test_rows = write_cifar100(tmp_path, train_per_class=3, test_labels=[99, 0, 5, 42])
     splits = load_cifar(tmp_path, num_classes=100, val_fraction=0.34)
-    assert splits["train"].classes == tuple(names)
+    assert splits["train"].classes == tuple(C100_NAMES)
     assert splits["test"].targets.tolist() == [99, 0, 5, 42]
-    assert splits["test"].inputs[1, 1, 31, 0].item() == 77
-    assert _ids(splits["val"].inputs) == [3 * c + 2 for c in range(100)]  # round(3 * 0.34) = 1, the last
+    assert torch.equal(splits["test"].inputs[1, 1], torch.from_numpy(test_rows[1, 1024:2048].reshape(32, 32)))
+    assert read_ids(splits["val"].inputs) == [3 * c + 2 for c in range(100)]  # round(3 * 0.34) = 1, the last
     assert len(splits["train"]) == 200 and splits["train"].inputs.shape == (200, 3, 32, 32)
 
     with pytest.raises(DataError) as exc:
@@ -168,28 +119,16 @@ def test_cifar100(tmp_path: Path) -> None:
     assert "cifar-10-batches-py" in str(exc.value)
 
 
+def test_cifar100_val_fraction_0_trains_on_all_of_train_and_leaves_val_empty(tmp_path: Path) -> None:
+    """The published recipes train on all 50000 images (RepDistiller's CIFAR100 train=True set)."""
+    write_cifar100(tmp_path, train_per_class=2)
+    splits = load_cifar(tmp_path, num_classes=100, val_fraction=0.0)
+    assert read_ids(splits["train"].inputs) == list(range(200))
+    assert len(splits["val"]) == 0 and splits["val"].inputs.shape == (0, 3, 32, 32)
+    assert splits["val"].classes == tuple(C100_NAMES) and len(splits["test"]) == 100
+
+
 # ----------------------------------------------------------------------------- ImageFolder
-
-
-def _png(path: Path, color: tuple[int, int, int], size: int = 32, mode: str = "RGB",
-         dot: tuple[int, int, tuple[int, int, int]] | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = Image.new("RGB", (size, size), color)
-    if dot is not None:
-        x, y, c = dot
-        img.putpixel((x, y), c)
-    img.convert(mode).save(path)
-
-
-def make_image_folder(root: Path, with_val: bool = False) -> None:
-    for cls, color in (("cat", (200, 10, 10)), ("dog", (10, 200, 10)), ("eel", (10, 10, 200))):
-        for i in range(5):
-            _png(root / "train" / cls / f"{i:02d}.png", color)
-    _png(root / "test" / "dog" / "a.png", (1, 2, 3), dot=(7, 5, (10, 20, 30)))
-    _png(root / "test" / "cat" / "b.png", (128, 128, 128), size=16, mode="L")  # grayscale, other size
-    (root / "test" / "cat" / "notes.txt").write_text("not an image")  # ignored
-    if with_val:
-        _png(root / "val" / "eel" / "v.png", (5, 5, 5))
 
 
 def test_image_folder_shapes_classes_pixels(tmp_path: Path) -> None:
@@ -197,20 +136,20 @@ def test_image_folder_shapes_classes_pixels(tmp_path: Path) -> None:
     splits = load_image_folder(tmp_path, size=32)
     for s in splits.values():
         assert s.classes == ("cat", "dog", "eel")
-        assert s.inputs.dtype == torch.uint8 and s.targets.dtype == torch.int64
-        assert s.inputs.shape[1:] == (3, 32, 32)
-    test = splits["test"]
+        assert read_all(s).dtype == torch.uint8 and s.targets.dtype == torch.int64
+        assert read_all(s).shape[1:] == (3, 32, 32)
+    test, inputs = splits["test"], read_all(splits["test"])
     assert test.targets.tolist() == [0, 1]  # cat then dog (sorted classes)
-    assert test.inputs[1, :, 5, 7].tolist() == [10, 20, 30]  # the dot at x=7, y=5
-    assert test.inputs[1, :, 0, 0].tolist() == [1, 2, 3]
-    assert test.inputs[0].unique().tolist() == [128]  # grayscale -> RGB, upsampled bilinear (constant)
+    assert inputs[1, :, 5, 7].tolist() == [10, 20, 30]  # the dot at x=7, y=5
+    assert inputs[1, :, 0, 0].tolist() == [1, 2, 3]
+    assert inputs[0].unique().tolist() == [128]  # grayscale -> RGB, upsampled bilinear (constant)
 
 
 def test_image_folder_resize(tmp_path: Path) -> None:
     make_image_folder(tmp_path)
     splits = load_image_folder(tmp_path, size=8)
-    assert splits["train"].inputs.shape[1:] == (3, 8, 8)
-    cat = splits["train"].inputs[splits["train"].targets == 0]
+    assert read_all(splits["train"]).shape[1:] == (3, 8, 8)
+    cat = read_all(splits["train"])[splits["train"].targets == 0]
     assert (cat[:, 0] == 200).all() and (cat[:, 1] == 10).all()
 
 
@@ -221,7 +160,7 @@ def test_image_folder_resize_is_bilinear(tmp_path: Path) -> None:
     Image.fromarray(img).save(tmp_path / "train" / "a" / "x.png")
     (tmp_path / "test" / "a").mkdir(parents=True)
     Image.fromarray(img).save(tmp_path / "test" / "a" / "x.png")
-    out = load_image_folder(tmp_path, size=2)["test"].inputs[0]
+    out = load_image_folder(tmp_path, size=2)["test"].read(0)
     assert ((out > 0) & (out < 200)).all() and (out[:, :, 0] < out[:, :, 1]).all()
 
 
@@ -234,23 +173,23 @@ def test_image_folder_carves_stratified_val(tmp_path: Path) -> None:
 
 def test_image_folder_val_is_last_file_of_each_class(tmp_path: Path) -> None:
     for i in range(4):  # one class, 4 images told apart by their red value
-        _png(tmp_path / "train" / "a" / f"{i}.png", (10 * i, 0, 0))
-    _png(tmp_path / "test" / "a" / "t.png", (0, 0, 0))
+        write_png(tmp_path / "train" / "a" / f"{i}.png", (10 * i, 0, 0))
+    write_png(tmp_path / "test" / "a" / "t.png", (0, 0, 0))
     splits = load_image_folder(tmp_path, size=4, val_fraction=0.5)
-    assert splits["train"].inputs[:, 0, 0, 0].tolist() == [0, 10]
-    assert splits["val"].inputs[:, 0, 0, 0].tolist() == [20, 30]
+    assert read_all(splits["train"])[:, 0, 0, 0].tolist() == [0, 10]
+    assert read_all(splits["val"])[:, 0, 0, 0].tolist() == [20, 30]
 
 
 def test_image_folder_uses_val_folder(tmp_path: Path) -> None:
     make_image_folder(tmp_path, with_val=True)
     splits = load_image_folder(tmp_path)
     assert len(splits["train"]) == 15
-    assert splits["val"].targets.tolist() == [2] and splits["val"].inputs[0, :, 0, 0].tolist() == [5, 5, 5]
+    assert splits["val"].targets.tolist() == [2] and splits["val"].read(0)[:, 0, 0].tolist() == [5, 5, 5]
 
 
 def test_image_folder_unknown_test_class_named(tmp_path: Path) -> None:
     make_image_folder(tmp_path)
-    _png(tmp_path / "test" / "fox" / "f.png", (0, 0, 0))
+    write_png(tmp_path / "test" / "fox" / "f.png", (0, 0, 0))
     with pytest.raises(DataError) as exc:
         load_image_folder(tmp_path)
     assert str(tmp_path / "test" / "fox") in str(exc.value)
@@ -294,7 +233,7 @@ def test_image_folder_without_images_names_folder(tmp_path: Path) -> None:
 
 def test_image_folder_empty_test_names_folder(tmp_path: Path) -> None:
     for cls in ("a", "b"):
-        _png(tmp_path / "train" / cls / "x.png", (0, 0, 0))
+        write_png(tmp_path / "train" / cls / "x.png", (0, 0, 0))
     (tmp_path / "test" / "a").mkdir(parents=True)
     with pytest.raises(DataError, match="no images") as exc:
         load_image_folder(tmp_path)
@@ -305,8 +244,9 @@ def test_image_folder_corrupt_image_names_file(tmp_path: Path) -> None:
     make_image_folder(tmp_path)
     bad = tmp_path / "train" / "dog" / "03.png"
     bad.write_bytes(b"\x89PNG not really")
+    train = load_image_folder(tmp_path, val_fraction=0.0)["train"]  # streamed: scanning opens no image
     with pytest.raises(DataError) as exc:
-        load_image_folder(tmp_path)
+        train.read(train.files.index(str(bad)))
     assert str(bad) in str(exc.value)
 
 
