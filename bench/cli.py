@@ -151,18 +151,20 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.protocol import get_protocol
     from bench.registry import METHODS
     from bench.results import ResultsStore
     from bench.identity import data_fingerprint
     from bench.runner import Workspace, build_method, run_identity, run_one
 
-    protocol = protocol_for_data(get_protocol(args.protocol), args.dataset, args.data_root)
+    base = chosen_protocol(args)
+    protocol = protocol_for_data(base, args.dataset, args.data_root)
     METHODS.get(args.method)  # unknown names fail before any data is touched
     check_options_apply(args.method, args)
     seeds = tuple(args.seeds) if args.seeds else protocol.seeds
     options = _options(args, teacher_file=args.teacher, teacher_sha256=args.teacher_sha256,
-                       ensemble_files=tuple(args.ensemble_teacher), hparams=parse_sets(args.set))
+                       ensemble_files=tuple(args.ensemble_teacher), hparams=parse_sets(args.set),
+                       protocol_source=file_source(args.protocol_file) if args.protocol_file else None)
+    options.data_root = data_root_of(protocol, options.data_root)
     build_method(protocol, args.method, options.hparams)  # types and ranges of --set, before any data
     store = ResultsStore(args.results)
     workspace, data = None, data_fingerprint(protocol.dataset, options.data_root)
@@ -178,6 +180,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{k}={'n/a' if v is None else f'{v:.2f}'}" for k, v in record["metrics"].items())
         print(f"{name}: {shown} ({record['cost']['train_seconds']:.1f}s) -> {store.path(protocol.key, identity)}")
     return 0
+
+
+def chosen_protocol(args: argparse.Namespace):
+    """``run``'s protocol: the registered ``--protocol``, or the user's ``--protocol-file`` (read and checked
+    like a built-in one: :func:`bench.protocol_file.read_protocol_file`)."""
+    from bench.protocol import get_protocol
+    from bench.protocol_file import read_protocol_file
+
+    if bool(args.protocol) == bool(args.protocol_file):
+        raise ConfigError("give exactly one of --protocol NAME or --protocol-file FILE")
+    return read_protocol_file(args.protocol_file) if args.protocol_file else get_protocol(args.protocol)
+
+
+def file_source(path: str) -> str:
+    """How a record names the ``--protocol-file`` its protocol came from: path and sha256."""
+    from bench.paths import sha256_file
+
+    return f"file {Path(path).resolve()} (sha256 {sha256_file(path)})"
+
+
+def data_root_of(protocol, data_root: str | None) -> str | None:
+    """The folder a run of ``protocol`` reads for ``--data-root``: its dataset's own folder inside it
+    (:func:`bench.datacheck.locate_data_root`), so that one --data-root may hold several datasets and a
+    record's data fingerprint covers its dataset's files only."""
+    from bench.datacheck import locate_data_root
+
+    return locate_data_root(protocol.dataset.get("name"), data_root)
 
 
 def render(results: str | Path, out: str | Path, overwrite: bool = False) -> str:
@@ -223,12 +252,19 @@ def not_published(out: Path) -> Path:
 
 
 def suite_protocols(args: argparse.Namespace) -> list:
-    """The protocols ``suite`` runs: ``--protocols`` (else the tier's), each on ``--dataset`` when given
-    (:func:`bench.protocol.protocol_for_data`). With ``--dataset``, every chosen protocol must be of a task
-    that has it, else one error lists those that are not (before anything runs)."""
+    """The protocols ``suite`` runs: ``--protocols`` and ``--protocol-file``s (else the tier's), each on
+    ``--dataset`` when given (:func:`bench.protocol.protocol_for_data`). With ``--dataset``, every chosen
+    protocol must be of a task that has it, else one error lists those that are not (before anything runs).
+    Full-tier protocols are returned as they are: :func:`bench.full_tier.plan_full` checks their data."""
     from bench.protocol import get_protocol, protocols_of_tier
+    from bench.protocol_file import read_protocol_file
 
-    chosen = [get_protocol(name) for name in args.protocols] if args.protocols else protocols_of_tier(args.tier)
+    chosen = [get_protocol(name) for name in args.protocols or ()]
+    chosen += [read_protocol_file(path) for path in args.protocol_file]
+    if not chosen:
+        chosen = protocols_of_tier(args.tier)
+    if args.dataset is None:
+        return [p if p.tier == "full" else protocol_for_data(p, None, args.data_root) for p in chosen]
     if args.dataset is not None:
         other = [p for p in chosen if args.dataset not in REAL_DATASETS.get(p.task, {})
                  and p.dataset.get("name") != args.dataset]
@@ -242,6 +278,9 @@ def suite_protocols(args: argparse.Namespace) -> list:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from bench.protocol_file import read_protocol_file
     from bench.suite import run_suite
     from leaderboard.render import check_leaderboard_output
 
@@ -251,13 +290,35 @@ def cmd_suite(args: argparse.Namespace) -> int:
             raise ConfigError(f"--publish with --dataset {args.dataset}: the published leaderboard holds only "
                               "records a clean clone reproduces, and a real dataset is not in the repository; "
                               "run without --publish into your own --results")
+        if args.protocol_file:
+            raise ConfigError("--publish with --protocol-file: the published leaderboard holds only protocols a "
+                              "clean clone has; run your protocol file without --publish into your own --results")
         refuse_dirty_publish()
     chosen = suite_protocols(args)
     keys = {p.key for p in chosen}  # the store's top folders are protocol keys
     keys |= {d.name for d in results.iterdir() if d.is_dir()} if results.is_dir() else set()
     check_leaderboard_output(out, sorted(keys), args.overwrite)  # refuse now, not after the runs
-    run_suite(args.tier, str(results), _options(args), jobs=args.jobs, methods=args.methods,
-              protocols=[p.name for p in chosen])
+    options = _options(args)
+    sources = {read_protocol_file(path).key: file_source(path) for path in args.protocol_file}
+    others = [p for p in chosen if p.tier != "full" and p.key not in sources]
+    groups = [(others, replace(options, data_root=data_root_of(others[0], options.data_root)) if others else options)]
+    groups += [([p], replace(options, data_root=data_root_of(p, options.data_root), protocol_source=sources[p.key]))
+               for p in chosen if p.tier != "full" and p.key in sources]
+    full = [p for p in chosen if p.tier == "full"]
+    if full:  # each runs with its dataset's folder and teacher file, or is skipped saying why
+        from bench.full_tier import describe_plan, plan_full
+
+        planned, skipped = plan_full(full, args.data_root, args.teacher_dir)
+        print(describe_plan(planned, skipped))
+        groups += [([p.protocol], replace(options, data_root=p.data_root, teacher_file=p.teacher_file,
+                                          protocol_source=sources.get(p.protocol.key))) for p in planned]
+    for protocols, group_options in groups:
+        if protocols:
+            run_suite(args.tier, str(results), group_options, jobs=args.jobs, methods=args.methods,
+                      protocols=protocols)
+    if not results.is_dir():  # every protocol skipped (full data missing): nothing to render, not a failure
+        print(f"no records in {results}: nothing ran, no tables written")
+        return 0
     print(render(results, out, args.overwrite))
     print(f"tables written to {out}")
     return 0
@@ -293,7 +354,12 @@ def cmd_verify_record(args: argparse.Namespace) -> int:
         raise ConfigError(f"--tolerance {args.tolerance}: must be >= 0 (metric points)")
     options = RunOptions(device=args.device, data_root=args.data_root, teacher_file=args.teacher,
                          ensemble_files=tuple(args.ensemble_teacher), progress=not args.quiet)
-    checks, _ = verify_record(args.file, options, args.tolerance, args.results)
+    protocol = None
+    if args.protocol_file:
+        from bench.protocol_file import read_protocol_file
+
+        protocol = read_protocol_file(args.protocol_file)
+    checks, _ = verify_record(args.file, options, args.tolerance, args.results, protocol)
     bad = [c for c in checks if not c.ok]
     for c in bad:
         print(f"{c.metric}: recorded {c.recorded}, rerun {c.rerun}")
@@ -303,6 +369,16 @@ def cmd_verify_record(args: argparse.Namespace) -> int:
     print(f"{args.file}: all {len(checks)} metrics reproduced (tolerance {args.tolerance}); "
           f"verified -> {verified_path(args.file)}")
     return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    """``kdbench data check NAME --data-root DIR``: exit 0 when the dataset is there and complete, 1 when
+    not (the report names what is missing, the expected layout and the official download page)."""
+    from bench.datacheck import check_data
+
+    report = check_data(args.name, args.data_root)
+    print(report.text())
+    return 0 if report.complete else 1
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -464,7 +540,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("run", help="train and evaluate one method on one protocol, one record per seed")
-    p.add_argument("--protocol", required=True)
+    p.add_argument("--protocol", help="a registered protocol (kdbench list)")
+    p.add_argument("--protocol-file", metavar="FILE",
+                   help="a protocol of your own, TOML (.toml) or JSON (.json) with the fields of a protocol "
+                        "(name, task, tier, version, dataset, student, teacher, schedule, augmentation, metrics, "
+                        "primary_metric, seeds, ...), checked and hashed like a registered one; instead of "
+                        "--protocol")
     p.add_argument("--method", required=True)
     p.add_argument("--seeds", type=int, nargs="+", help="default: the protocol's seeds")
     p.add_argument("--results", default=DEFAULT_RESULTS, help=f"results folder (default: {DEFAULT_RESULTS})")
@@ -483,6 +564,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the default benchmark: a tier's protocols x methods x seeds, then the leaderboard")
     p.add_argument("--tier", default="mini", help="smoke, mini or full (default: mini)")
     p.add_argument("--protocols", nargs="+", help="only these protocols")
+    p.add_argument("--protocol-file", action="append", default=[], metavar="FILE",
+                   help="also run this protocol of your own (TOML or JSON, as for `kdbench run`; repeatable); "
+                        "with neither --protocols nor --protocol-file the tier's protocols run")
+    p.add_argument("--teacher-dir", metavar="DIR",
+                   help="full tier: each protocol's teacher file, found by model name as DIR/<model>.pth, "
+                        "mdistiller's DIR/cifar_teachers/<model>_vanilla/ckpt_epoch_240.pth or RepDistiller's "
+                        "DIR/<model>_vanilla/ckpt_epoch_240.pth, or by the file name a protocol pins (e.g. "
+                        "resnet34-b627a593.pth); a teacher not found is trained by the suite, a pinned one "
+                        "skips its protocol")
     p.add_argument("--methods", nargs="+", help="only these methods")
     p.add_argument("--jobs", type=int, default=2, help="parallel runs (default: 2)")
     p.add_argument("--results", default=DEFAULT_RESULTS, help=f"results folder (default: {DEFAULT_RESULTS})")
@@ -509,6 +599,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.set_defaults(func=cmd_sweep)
 
+    p = sub.add_parser("data", help="real datasets: `kdbench data check NAME --data-root DIR`")
+    data = p.add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("check", help="whether a real dataset's files are in --data-root and complete (exit 1 "
+                                      "if not, with the expected layout and the official download page)")
+    p.add_argument("name", help="cifar100, cifar10, imagenet or imagefolder")
+    p.add_argument("--data-root", required=True, help="the folder holding the dataset (or its usual subfolder)")
+    p.set_defaults(func=cmd_data_check)
+
     p = sub.add_parser("leaderboard", help="render Markdown and CSV tables from result records")
     p.add_argument("--results", default=DEFAULT_RESULTS, help=f"records folder (default: {DEFAULT_RESULTS})")
     p.add_argument("--out", help="tables folder (default: RESULTS/leaderboard)")
@@ -529,6 +627,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the ensemble files the record names, in order (repeat)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--data-root", help="the real dataset the record was made from")
+    p.add_argument("--protocol-file", metavar="FILE", help="the protocol file the record was made with (records "
+                                                           "of a --protocol-file protocol)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_verify_record)
 

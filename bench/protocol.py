@@ -146,6 +146,11 @@ class Protocol:
     #: ``(mean, std)`` per channel of [0, 1] pixels, e.g. CIFAR-100's ((0.5071, 0.4867, 0.4408),
     #: (0.2675, 0.2565, 0.2761)) as RepDistiller's ``dataset/cifar100.py`` normalises; empty: the task's default.
     normalization: tuple[tuple[float, ...], tuple[float, ...]] = ()
+    #: the teacher is this file of the user's, never trained by the suite (e.g. torchvision's
+    #: ``resnet34-b627a593.pth``, whose name pins the first hex digits of its sha256: a run needs
+    #: ``--teacher`` or ``--teacher-dir``, and a file whose sha256 does not start so is refused);
+    #: empty means the suite trains ``teacher`` (or the user gives a file). Left out of the hash when empty.
+    teacher_file: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "normalization", _normalization(self.name, self.normalization))
@@ -284,6 +289,8 @@ REAL_DATASETS: dict[str, dict[str, str]] = {
         "cifar10": "<root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta} (the python version)",
         "cifar100": "<root>/cifar-100-python/{train, test, meta} (the python version)",
         "imagefolder": "<root>/train/<class>/<images> and <root>/test/<class>/<images> (<root>/val/ optional)",
+        "imagenet": "<root>/train/<wnid>/*.JPEG and <root>/val/<wnid>/*.JPEG (ILSVRC-2012, val sorted into the "
+                    "class folders; <root>/imagenet/ also found)",
     },
     "detection": {
         "coco": "<root>/annotations/instances_{train2017,val2017}.json and the images in <root>/{train2017,val2017}/",

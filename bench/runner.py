@@ -51,6 +51,9 @@ class RunOptions:
     progress: bool = False
     force: bool = False
     hparams: dict[str, Any] = field(default_factory=dict)
+    #: where the protocol came from when it is not registered (a ``--protocol-file``: path and sha256),
+    #: named in the record's protocol block
+    protocol_source: str | None = None
 
 
 class Workspace:
@@ -289,9 +292,29 @@ def teacher_identities(protocol: Protocol, method: Method, options: RunOptions, 
         if options.ensemble_files:
             return [_file_identity(path) for path in options.ensemble_files]
         return [{"source": "zoo", "recipe": recipe_hash(protocol, data, recipe)} for recipe in protocol.ensemble]
+    if protocol.teacher_file:
+        return [_pinned_file_identity(protocol, options.teacher_file)]
     if options.teacher_file:
         return [_file_identity(options.teacher_file)]
     return [{"source": "zoo", "recipe": recipe_hash(protocol, data)}]
+
+
+def _pinned_file_identity(protocol: Protocol, path: str | None) -> dict[str, Any]:
+    """The identity of the teacher file a protocol pins (``Protocol.teacher_file``): the user must give
+    it, and its sha256 must start with the prefix the pinned name holds; the suite never trains it."""
+    from bench.teacher_dir import pinned_prefix
+
+    if not path:
+        raise ConfigError(f"protocol {protocol.key!r} takes its teacher from the file {protocol.teacher_file} "
+                          f"({protocol.teacher.model}), which the suite does not train: give it with --teacher FILE "
+                          "(kdbench run) or --teacher-dir DIR (kdbench suite)")
+    identity = _file_identity(path)
+    prefix = pinned_prefix(protocol.teacher_file)
+    if not identity["sha256"].startswith(prefix):
+        raise TeacherMismatchError(f"teacher file {path}: sha256 {identity['sha256']} does not start with "
+                                   f"{prefix}, which protocol {protocol.key!r} pins ({protocol.teacher_file}); "
+                                   "a different or damaged file")
+    return identity
 
 
 def _file_identity(path: str) -> dict[str, Any]:
@@ -347,7 +370,8 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
         "schema": SCHEMA_VERSION,
         "protocol": {"name": protocol.name, "key": protocol.key, "version": protocol.version,
                      "hash": protocol.spec_hash, "task": protocol.task, "tier": protocol.tier,
-                     "spec": protocol_spec(protocol)},
+                     "spec": protocol_spec(protocol),
+                     **({"source": options.protocol_source} if options.protocol_source else {})},
         "method": {"name": method_name, "hparams": method.hparams},
         "identity": identity,
         "seed": seed,

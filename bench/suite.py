@@ -136,11 +136,11 @@ def _worker_init() -> None:
         signal.signal(sig, _worker_signal)
 
 
-def _worker(protocol_name: str, protocol_seeds: tuple[int, ...], method: str, seed: int, root: str,
-            options: RunOptions) -> tuple[str, int, bool]:
+def _worker(protocol: Protocol, method: str, seed: int, root: str, options: RunOptions) -> tuple[str, int, bool]:
+    """One run in a pool worker. The protocol itself is sent (not its name), so that a user's protocol
+    file, which no registry holds, runs there too."""
     _in_job["running"] = True
     try:
-        protocol = get_protocol(protocol_name).with_seeds(protocol_seeds)
         record = run_one(protocol, method, seed, ResultsStore(root), options)
     except Interrupted as stop:  # unwound: leave the pool rather than take the next job
         os._exit(128 + stop.signum)
@@ -161,9 +161,11 @@ def pending_jobs(protocol: Protocol, methods: list[str], store: ResultsStore, op
 
 
 def run_suite(tier: str, results: str, options: RunOptions, jobs: int = 2,
-              methods: list[str] | None = None, protocols: list[str] | None = None) -> list[Protocol]:
-    """Run the tier's protocols (or the named ones) with their applicable methods and seeds."""
-    chosen = [get_protocol(p) for p in protocols] if protocols else protocols_of_tier(tier)
+              methods: list[str] | None = None, protocols: list[str | Protocol] | None = None) -> list[Protocol]:
+    """Run the tier's protocols (or the given ones: names, or protocols such as a user's file) with their
+    applicable methods and seeds."""
+    chosen = ([p if isinstance(p, Protocol) else get_protocol(p) for p in protocols] if protocols
+              else protocols_of_tier(tier))
     check_method_names(methods, chosen)
     store = ResultsStore(results)
     plans: list[tuple[Protocol, list[str], list[Job]]] = []
@@ -212,8 +214,7 @@ class JobQueue:
                 run_one(protocol, method, seed, ResultsStore(root), replace(options, progress=self.progress))
                 self.bar.update(1)
             else:
-                future = self.pool.submit(_worker, protocol.name, protocol.seeds, method, seed, root,
-                                          replace(options, progress=False))
+                future = self.pool.submit(_worker, protocol, method, seed, root, replace(options, progress=False))
                 future.add_done_callback(self._done)
                 self.futures.append(future)
                 self._workers.update(self.pool._processes or {})  # noqa: SLF001 - spawned by submit

@@ -52,8 +52,11 @@ def compare_metrics(recorded: dict[str, Any], rerun: dict[str, Any], tolerance: 
 
 
 def verify_record(path: str | Path, options, tolerance: float = 0.0,
-                  results: str | Path | None = None) -> tuple[list[MetricCheck], dict[str, Any]]:
+                  results: str | Path | None = None, protocol=None) -> tuple[list[MetricCheck], dict[str, Any]]:
     """Rerun the record at ``path`` (with ``options``: device, data root, teacher files) and compare.
+
+    ``protocol``: the protocol the record names when no registry holds it (a ``--protocol-file``);
+    default: the registered protocol of the record's name.
 
     Returns the metric checks and the rerun's record; writes the ``.verified.json`` proof when every
     check passes. The rerun's record goes to ``results`` (default: a temporary folder, removed).
@@ -69,7 +72,7 @@ def verify_record(path: str | Path, options, tolerance: float = 0.0,
         raise ConfigError(f"--results {results} is the store holding {path}: the rerun would replace the record "
                           "it is checking; give another folder")
     identity, recorded = record["identity"], record["protocol"]
-    protocol = get_protocol(recorded["name"])
+    protocol = protocol or get_protocol(recorded["name"])
     if protocol.spec_hash != recorded["hash"] or protocol.key != recorded["key"]:
         fields = changed_fields(recorded.get("spec", {}), protocol_spec(protocol))
         raise ConfigError(
@@ -77,7 +80,10 @@ def verify_record(path: str | Path, options, tolerance: float = 0.0,
             f"protocol {protocol.name!r} is {protocol.key} (hash {protocol.short_hash}), changed: "
             f"{', '.join(fields) or 'version'}; it cannot be rerun with this code")
     protocol = protocol.with_seeds((record["seed"],))
-    options = replace(options, hparams=dict(identity["hparams"]), force=True)
+    from bench.datacheck import locate_data_root  # the dataset's own folder, as run and suite read it
+
+    options = replace(options, hparams=dict(identity["hparams"]), force=True,
+                      data_root=locate_data_root(protocol.dataset.get("name"), options.data_root))
     mine = run_identity(protocol, identity["method"], record["seed"], options)
     if mine != identity:
         differ = [k for k in ("hparams", "teachers", "data") if mine[k] != identity[k]]

@@ -48,6 +48,7 @@ STAGES = ("teacher", "assistant", "member", "student")  # training stages, in th
 HASH_PREFIX = 12  # characters of the protocol hash shown in headings
 WRITER = "leaderboard"  # the name write_leaderboard's files are listed under in the output folder's manifest
 README = "README.md"
+REPRODUCTION_SUFFIX = "-reproduction.csv"  # a full protocol's table next to the paper's (leaderboard.reproduction)
 
 
 @dataclass(frozen=True)
@@ -371,6 +372,9 @@ def _markdown_section(table: Table) -> str:
     lines += ["", "Total train: the mean seconds of every training stage (teacher, assistant, ensemble "
                   "members, student) on the machine that trained it; teachers and assistants are trained once "
                   "and cached, so the seeds of an entry share that part.", "", *_comparison_lines(table)]
+    from leaderboard.reproduction import reproduction_lines  # full tier: the paper's figures next to ours
+
+    lines += reproduction_lines(table)
     return "\n".join(lines) + "\n"
 
 
@@ -529,6 +533,12 @@ def leaderboard_files(tables: list[Table]) -> dict[str, bytes]:
 
     files = {README: render_markdown(tables).encode()}
     files.update({f"{table.protocol_key}.csv": render_csv(table).encode() for table in tables})
+    from leaderboard.reproduction import render_reproduction_csv
+
+    for table in tables:
+        reproduction = render_reproduction_csv(table)
+        if reproduction is not None:
+            files[f"{table.protocol_key}{REPRODUCTION_SUFFIX}"] = reproduction.encode()
     for table in tables:
         files.update(plot_files(table))
     return files
@@ -553,7 +563,7 @@ def check_leaderboard_output(out_dir: str | os.PathLike, keys: Iterable[str], ov
     """Before a long run whose leaderboard goes to ``out_dir``: refuse now (not after the run) when
     README.md or a table or plot of one of the protocol ``keys`` is there and was not written by this tool."""
     out = Path(out_dir)
-    names = [README, *(f"{key}.csv" for key in keys)]
+    names = [README, *(f"{key}{suffix}" for key in keys for suffix in (".csv", REPRODUCTION_SUFFIX))]
     plots = re.compile("|".join(re.escape(key) + r"-\w+-vs-\w+\.(png|svg)" for key in keys) or "(?!)")
     if out.is_dir():
         names += sorted(path.name for path in out.iterdir() if plots.fullmatch(path.name))
