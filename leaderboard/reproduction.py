@@ -94,7 +94,7 @@ def reproduction_lines(table) -> list[str]:
         "paper's figure lies in our 95% CI. A row without runs of ours shows the paper's figure only.",
     ]
     reported = dict.fromkeys(r.claim.reported_as for r in rows if r.claim.reported_as)
-    lines += [f"How the paper reports: {text}" for text in reported]
+    lines += [line for text in reported for line in ("", f"How the paper reports: {text}")]
     lines += ["", _markdown_line(["Paper's row", f"Paper's {metric} (claim)", "Source", "Ours (entry)",
                                   f"Our {metric}: mean [95% CI] (seeds)", "Paper inside our CI", "Note"]),
               _markdown_line([":---", "---:", ":---", ":---", "---:", ":---", ":---"])]
