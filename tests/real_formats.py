@@ -16,6 +16,8 @@ from PIL import Image
 
 C10_NAMES = [f"c10_{i}" for i in range(10)]
 C100_NAMES = [f"fine{i:02d}" for i in range(100)]
+#: (height, width) of the images :func:`write_imagenet` writes by default, in turn
+IMAGENET_SIZES = ((40, 56), (48, 36), (33, 33))
 
 
 def dump_pickle(path: Path, obj: object) -> None:
@@ -58,18 +60,18 @@ def make_cifar10(parent: Path, per_class_per_batch: int = 2) -> tuple[Path, np.n
     return folder, np.concatenate(labels_all), test_rows
 
 
-def write_cifar100(parent: Path, train_per_class: int = 3, test_labels: list[int] | None = None,
-                   seed: int = 1) -> tuple[Path, np.ndarray]:
+def write_cifar100(parent: Path, train_per_class: int = 3, test_labels: list[int] | None = None, seed: int = 1,
+                   test_per_class: int = 1) -> tuple[Path, np.ndarray]:
     """A ``cifar-100-python`` folder as the official archive unpacks it: ``train``, ``test`` and ``meta``
     with bytes keys (``fine_labels``, ``coarse_labels``, ``data`` rows of 3072 bytes, ``filenames``,
-    ``batch_label``; ``fine_label_names``, ``coarse_label_names``). Training images are class-sorted,
-    ``train_per_class`` per class, tagged with their index (:func:`read_ids`). Returns the folder and
-    the test rows (labels ``test_labels``, default one per class)."""
+    ``batch_label``; ``fine_label_names``, ``coarse_label_names``). Images are class-sorted,
+    ``train_per_class`` / ``test_per_class`` per class (or the test labels ``test_labels``); training
+    images are tagged with their index (:func:`read_ids`). Returns the folder and the test rows."""
     folder = parent / "cifar-100-python"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     fine = np.repeat(np.arange(100), train_per_class)
-    test_fine = np.arange(100) if test_labels is None else np.asarray(test_labels)
+    test_fine = np.repeat(np.arange(100), test_per_class) if test_labels is None else np.asarray(test_labels)
     test_rows = rng.integers(0, 256, size=(len(test_fine), 3072), dtype=np.uint8)
     for name, labels, rows in (("train", fine, tagged_rows(np.arange(len(fine)), rng)), ("test", test_fine, test_rows)):
         dump_pickle(folder / name, {
@@ -104,9 +106,10 @@ def make_image_folder(root: Path, with_val: bool = False) -> None:
 
 
 def write_imagenet(root: Path, classes: int = 3, train_per_class: int = 4, val_per_class: int = 2,
-                   sizes: tuple[tuple[int, int], ...] = ((40, 56), (48, 36), (33, 33)), seed: int = 0) -> Path:
+                   size: int | None = None, seed: int = 0) -> Path:
     """An ImageNet tree as torchvision's ImageFolder reads it: ``train/<wnid>/<wnid>_<n>.JPEG`` and
-    ``val/<wnid>/ILSVRC2012_val_<n>.JPEG``, random JPEGs cycling through ``sizes`` (height, width)."""
+    ``val/<wnid>/ILSVRC2012_val_<n>.JPEG`` of random JPEGs, ``size`` x ``size + 8`` pixels, or of the
+    varying sizes of :data:`IMAGENET_SIZES` in turn when ``size`` is None."""
     rng = np.random.default_rng(seed)
     count = 0
     for split, per_class in (("train", train_per_class), ("val", val_per_class)):
@@ -115,7 +118,7 @@ def write_imagenet(root: Path, classes: int = 3, train_per_class: int = 4, val_p
             folder = root / split / wnid
             folder.mkdir(parents=True)
             for i in range(per_class):
-                h, w = sizes[count % len(sizes)]
+                h, w = (size, size + 8) if size else IMAGENET_SIZES[count % len(IMAGENET_SIZES)]
                 count += 1
                 pixels = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
                 name = f"{wnid}_{i}.JPEG" if split == "train" else f"ILSVRC2012_val_{count:08d}.JPEG"

@@ -121,7 +121,7 @@ def test_cifar100(tmp_path: Path) -> None:
 
 def test_cifar100_val_fraction_0_trains_on_all_of_train_and_leaves_val_empty(tmp_path: Path) -> None:
     """The published recipes train on all 50000 images (RepDistiller's CIFAR100 train=True set)."""
-    write_cifar100(tmp_path, train_per_class=2)
+    write_cifar100(tmp_path, train_per_class=2, test_per_class=1)
     splits = load_cifar(tmp_path, num_classes=100, val_fraction=0.0)
     assert read_ids(splits["train"].inputs) == list(range(200))
     assert len(splits["val"]) == 0 and splits["val"].inputs.shape == (0, 3, 32, 32)
