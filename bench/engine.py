@@ -60,7 +60,8 @@ def make_optimizer(params, schedule: Schedule, total_steps: int, steps_per_epoch
     return optimizer, lr_scheduler
 
 
-def steps_per_epoch(task: Task, split: Split, batch_size: int, what: str = "the student") -> int:
+def steps_per_epoch(task: Task, split: Split, batch_size: int, what: str = "the student",
+                    drop_last: bool = True) -> int:
     """Training steps in one epoch of ``split``; raises :class:`DataError` with the numbers when that
     is 0, i.e. when the split is smaller than one batch.
 
@@ -68,7 +69,7 @@ def steps_per_epoch(task: Task, split: Split, batch_size: int, what: str = "the 
     split of 15 samples at batch 50 would train nothing and still write a record. Refusing (rather
     than keeping the partial batch) changes no number of a published protocol.
     """
-    steps = task.batches_per_epoch(split, batch_size)
+    steps = task.batches_per_epoch(split, batch_size, drop_last)
     if steps < 1:
         raise DataError(f"training {what}: the training split ({split.source}) has {len(split)} samples, "
                         f"fewer than one batch of {batch_size}, so it would train 0 steps (the last partial "
@@ -123,7 +124,7 @@ def train(
     device = device or torch.device("cpu")
     if schedule.lr_by_model and model_name is None:
         raise ValueError("train: the schedule has per-model learning rates (lr_by_model); pass model_name")
-    per_epoch = steps_per_epoch(task, split, schedule.batch_size, desc)
+    per_epoch = steps_per_epoch(task, split, schedule.batch_size, desc, schedule.drop_last)
     total = per_epoch * schedule.epochs
     lr = schedule.lr_for(model_name) if model_name is not None else schedule.lr
     optimizer, lr_scheduler = make_optimizer(distiller.trainable_parameters(), schedule, total, per_epoch, lr)
@@ -137,7 +138,7 @@ def train(
     step = 0
     for epoch in range(schedule.epochs):
         bar.set_postfix_str(f"epoch {epoch + 1}/{schedule.epochs}", refresh=False)
-        for batch in task.train_batches(split, schedule.batch_size, augmentation, generator):
+        for batch in task.train_batches(split, schedule.batch_size, augmentation, generator, schedule.drop_last):
             terms = distiller(batch.to(device))
             loss = sum(terms.values())
             step += 1

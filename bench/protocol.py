@@ -26,7 +26,7 @@ TIERS = ("smoke", "mini", "full")
 LR_SCHEDULES = ("cosine", "step")
 #: the fields added to :class:`Schedule` for the full tier (issue 13); at their default they are left
 #: out of every hash (:func:`bench.identity.schedule_spec`), so protocols that do not set them keep theirs
-SCHEDULE_OPTIONAL = ("lr_schedule", "milestones", "gamma", "lr_by_model")
+SCHEDULE_OPTIONAL = ("lr_schedule", "milestones", "gamma", "lr_by_model", "drop_last")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,10 @@ class Schedule:
     gamma: float = 0.1
     #: ``((model name, lr), ...)``: base rates overriding ``lr`` for these architectures (kept sorted)
     lr_by_model: tuple[tuple[str, float], ...] = ()
+    #: drop each epoch's last partial batch (the generated tiers); ``False`` trains on it too, as
+    #: torch's ``DataLoader`` does by default in RepDistiller's and torchvision's recipes (50,000 CIFAR
+    #: images at batch 64: 782 steps, the last of 16 images, rather than 781)
+    drop_last: bool = True
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
@@ -76,6 +80,8 @@ class Schedule:
                 if (milestones if key == "milestones" else self.gamma) != default:
                     raise ConfigError(f"schedule: key {key!r} applies only to lr_schedule 'step' "
                                       f"(lr_schedule is {self.lr_schedule!r})")
+        if not isinstance(self.drop_last, bool):
+            raise ConfigError(f"schedule: key 'drop_last' must be true or false, got {self.drop_last!r}")
         object.__setattr__(self, "milestones", milestones)
         object.__setattr__(self, "lr_by_model", _lr_table(self.lr_by_model))
 

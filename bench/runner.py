@@ -135,11 +135,14 @@ class Workspace:
         """The checks that need no training, run before any teacher is trained: every model the run
         trains gets at least one step per epoch; a chain's sizes."""
         train_split = self.splits["train"]
-        steps_per_epoch(self.task, train_split, self.protocol.schedule.batch_size, f"student {self.protocol.student}")
+        schedule = self.protocol.schedule
+        steps_per_epoch(self.task, train_split, schedule.batch_size, f"student {self.protocol.student}",
+                        schedule.drop_last)
         if method.needs_teacher:  # the protocol's teacher heads a chain too
             recipes = self.protocol.ensemble if method.multi_teacher else (self.protocol.teacher,)
             for recipe in recipes:
-                steps_per_epoch(self.task, train_split, recipe.schedule.batch_size, f"teacher {recipe.model}")
+                steps_per_epoch(self.task, train_split, recipe.schedule.batch_size, f"teacher {recipe.model}",
+                                recipe.schedule.drop_last)
         if method.assistant_chain:
             validate_chain(self.task, self.protocol.teacher.model, tuple(method.hparams["assistants"]),
                            self.protocol.student, len(self.classes))

@@ -208,9 +208,11 @@ class Task:
         return points[point]
 
     def train_batches(
-        self, split: Split | StreamingSplit, batch_size: int, augmentation: str, generator: torch.Generator
+        self, split: Split | StreamingSplit, batch_size: int, augmentation: str, generator: torch.Generator,
+        drop_last: bool = True,
     ) -> Iterator[Batch]:
-        """One epoch of shuffled, augmented training batches (the last partial batch is dropped).
+        """One epoch of shuffled, augmented training batches; the last partial batch is dropped unless
+        ``drop_last`` is False (:attr:`~bench.protocol.Schedule.drop_last`).
 
         The order and each sample's variant come from ``generator``: a variant index for a finite
         augmentation, a seed (0..:data:`SEED_RANGE`-1) for a random one. A streaming split is read by
@@ -220,7 +222,7 @@ class Task:
         order = torch.randperm(len(split), generator=generator)
         n_variants = self.num_augment_variants(augmentation)
         variants = torch.randint(SEED_RANGE if n_variants is None else n_variants, (len(split),), generator=generator)
-        starts = range(0, len(split) - batch_size + 1, batch_size)
+        starts = range(0, self.batches_per_epoch(split, batch_size, drop_last) * batch_size, batch_size)
         if isinstance(split, StreamingSplit):
             keys = ([(int(i), int(variants[i])) for i in order[start : start + batch_size]] for start in starts)
             load = partial(self.load_sample, split, augmentation=augmentation)
@@ -231,8 +233,9 @@ class Task:
             idx = order[start : start + batch_size]
             yield self.collate(split, idx, variants[idx], augmentation)
 
-    def batches_per_epoch(self, split: Split, batch_size: int) -> int:
-        return len(split) // batch_size
+    def batches_per_epoch(self, split: Split | StreamingSplit, batch_size: int, drop_last: bool = True) -> int:
+        """Batches in one epoch: whole batches only, or with the last partial one when not ``drop_last``."""
+        return len(split) // batch_size if drop_last else -(-len(split) // batch_size)
 
 
 def make_task(protocol: Protocol, loading: Loading | None = None) -> Task:

@@ -210,3 +210,28 @@ def test_a_teachers_recipe_hash_holds_its_own_rate_only():
     assert recipe_hash(with_table({teacher: p.schedule.lr}), "d") == recipe_hash(p, "d")
     assert recipe_hash(with_table({teacher: 0.01}), "d") != recipe_hash(p, "d")
     assert recipe_hash(dataclasses.replace(p, normalization=((0.5,) * 3, (0.2,) * 3)), "d") != recipe_hash(p, "d")
+
+
+def test_drop_last_false_trains_on_the_last_partial_batch_as_torch_dataloader_does():
+    """RepDistiller's and torchvision's loaders keep the last partial batch: every sample once per epoch."""
+    from bench.task import Split
+    from tasks.classification.task import ClassificationTask
+
+    task = ClassificationTask()
+    split = Split(torch.zeros(10, 3, 4, 4, dtype=torch.uint8), torch.arange(10), tuple("abcdefghij"))
+    kept = list(task.train_batches(split, 4, "none", torch.Generator().manual_seed(0), drop_last=False))
+    dropped = list(task.train_batches(split, 4, "none", torch.Generator().manual_seed(0)))
+    assert [len(b.targets) for b in kept] == [4, 4, 2]
+    assert sorted(torch.cat([b.indices for b in kept]).tolist()) == list(range(10))
+    assert [len(b.targets) for b in dropped] == [4, 4]
+    assert task.batches_per_epoch(split, 4, drop_last=False) == 3 and task.batches_per_epoch(split, 4) == 2
+
+
+def test_the_cifar100_recipe_keeps_the_last_batch_and_drop_last_stays_out_of_other_hashes():
+    protocol = get_protocol("cifar100-resnet32x4-resnet8x4")
+    assert protocol.schedule.drop_last is False and protocol.teacher.schedule.drop_last is False
+    assert -(-50000 // protocol.schedule.batch_size) == 782
+    spec = protocol_spec(get_protocol("classification-mini"))
+    assert "drop_last" not in spec["schedule"] and "drop_last" not in spec["teacher"]["schedule"]
+    with pytest.raises(ConfigError, match="drop_last"):
+        Schedule(epochs=2, batch_size=4, lr=0.1, drop_last="no")
