@@ -8,7 +8,8 @@ SGD with the step schedule: :func:`bench.engine.train` itself, on random CIFAR-s
 pixel values do not change the cost). The weights are random: speed, not accuracy, is measured.
 
 Prints images/s and the projected time of the protocol's training run: 240 epochs of 50000 images
-(781 steps of 64 per epoch, the last partial batch dropped), teacher training and evaluation excluded.
+(782 steps of 64 per epoch with the protocol's ``drop_last = false``), teacher training and evaluation
+excluded.
 
 Run: ``python tests/benchmarks/cifar_kd_step.py [--device cuda] [--steps 30] [--threads N]``.
 """
@@ -82,7 +83,7 @@ def main() -> None:
     device = torch.device(args.device)
     step, teacher = timed_steps(protocol, device, args.steps, args.warmup)
     batch = protocol.schedule.batch_size
-    steps_per_epoch = TRAIN_IMAGES // batch
+    steps_per_epoch = TRAIN_IMAGES // batch if protocol.schedule.drop_last else -(-TRAIN_IMAGES // batch)
     total_steps = steps_per_epoch * protocol.schedule.epochs
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {threads} thread(s)"
     print(f"{protocol.key}: kd step, {protocol.teacher.model} -> {protocol.student}, batch {batch}, "
