@@ -148,7 +148,7 @@ class Distiller(nn.Module):
         )
         student = with_logits(student, output)
         return LossInputs(student, teachers[0] if teachers else {}, batch.targets, task_losses, self.task,
-                          batch.inputs, teachers)
+                          batch.inputs, teachers, indices=getattr(batch, "indices", None))
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         return self.method.losses(self.loss_inputs(batch), self.extras)

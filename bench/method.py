@@ -32,6 +32,10 @@ class LossInputs:
     inputs: Any = None
     #: every teacher's features, in the protocol's ensemble order (``[teacher]`` for one teacher)
     teachers: list[dict[str, torch.Tensor]] | None = None
+    #: the batch's dataset indices (positions in the training split, on the CPU as the batch keeps
+    #: them), for methods that keep per-sample state such as CRD's memory bank; None when a task's
+    #: batches carry none
+    indices: torch.Tensor | None = None
 
 
 class Method:

@@ -5,8 +5,12 @@ block each at widths (w, 2w, 4w) and strides (1, 2, 2), global average pooling
 and a linear classifier. MACs scale with w^2 (about 12 M at w=32, 1.7 M at
 w=12 on 32x32 inputs), so teacher and student of one family differ only in width.
 
-Feature points: ``backbone.out`` is the last stage's output (before pooling),
-``embedding`` the pooled vector that feeds the classifier.
+Feature points (RepDistiller's ``is_feat`` names, as the CIFAR zoo declares them):
+``stem`` is the stem's output (after its ReLU), ``stage1``..``stage3`` the
+post-activation output of each stage's block, ``backbone.out`` the last stage's
+output (the same tensor as ``stage3``, before pooling), ``embedding`` the pooled
+vector that feeds the classifier. They name existing modules only: the module
+structure (and so every parameter and checkpoint) is unchanged.
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ class TinyResNet(nn.Module):
         return self.fc(self.pool(self.stages(self.stem(x))))
 
 
-TINYRESNET_FEATURE_POINTS = {"backbone.out": "stages", "embedding": "pool"}
+TINYRESNET_FEATURE_POINTS = {"stem": "stem", "stage1": "stages.0", "stage2": "stages.1", "stage3": "stages.2",
+                             "backbone.out": "stages", "embedding": "pool"}
 
 
 register_widths("tinyresnet_", TinyResNet, (4, 6, 8, 12, 16, 20, 24, 32, 48), "TinyResNet of base width {width}.")

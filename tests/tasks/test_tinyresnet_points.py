@@ -1,0 +1,31 @@
+"""The tiny classification family declares RepDistiller's stage points without changing the model."""
+
+from __future__ import annotations
+
+import torch
+
+from bench.distill import FeatureRecorder
+from bench.registry import MODELS, TASKS
+
+
+def test_tinyresnet_stage_points():
+    task = TASKS.get("classification")()
+    points = task.feature_points("tinyresnet_8")
+    assert set(points) == {"stem", "stage1", "stage2", "stage3", "backbone.out", "embedding"}
+    torch.manual_seed(0)
+    model = MODELS.get("tinyresnet_8")(num_classes=5).eval()
+    recorder = FeatureRecorder(model, points)
+    with torch.no_grad():
+        _, feats = recorder.record(lambda: model(torch.randn(2, 3, 32, 32)))
+    shapes = {name: tuple(f.shape) for name, f in feats.items()}
+    assert shapes == {"stem": (2, 8, 16, 16), "stage1": (2, 8, 16, 16), "stage2": (2, 16, 8, 8),
+                      "stage3": (2, 32, 4, 4), "backbone.out": (2, 32, 4, 4), "embedding": (2, 32)}
+    assert torch.equal(feats["stage3"], feats["backbone.out"])
+    assert all((f >= 0).all() for name, f in feats.items() if name != "embedding")  # post-activation
+
+
+def test_tinyresnet_structure_unchanged():
+    """The published records' parameter counts stay valid: the points add no module."""
+    model = MODELS.get("tinyresnet_8")(num_classes=20)
+    assert [name for name, _ in model.named_children()] == ["stem", "stages", "pool", "fc"]
+    assert sum(p.numel() for p in model.parameters()) == 20284
