@@ -217,6 +217,23 @@ def render(results: str | Path, out: str | Path, overwrite: bool = False) -> str
     return write_leaderboard(results, out, overwrite=overwrite)[0].read_text()
 
 
+def table_printer(results: Path, total: int):
+    """What ``suite`` calls when a protocol's last run is done: print that protocol's table, from every
+    record of it in ``results``, so the first table is on screen long before the whole tier is done."""
+    from bench.results import iter_records
+    from leaderboard.render import build_tables, render_sections
+
+    shown = []
+
+    def show(protocol) -> None:
+        shown.append(protocol.key)
+        tables = build_tables(iter_records(results / protocol.key))
+        print(f"\n{protocol.key}: all its runs are done (protocol {len(shown)} of at most {total})\n", flush=True)
+        print(render_sections(tables), flush=True)
+
+    return show
+
+
 def render_folders(args: argparse.Namespace) -> tuple[Path, Path]:
     """(records, tables) of ``suite`` and ``leaderboard``: RESULTS and ``--out`` (default RESULTS/leaderboard);
     the published folders with ``--publish`` only."""
@@ -312,10 +329,11 @@ def cmd_suite(args: argparse.Namespace) -> int:
         print(describe_plan(planned, skipped))
         groups += [([p.protocol], replace(options, data_root=p.data_root, teacher_file=p.teacher_file,
                                           protocol_source=sources.get(p.protocol.key))) for p in planned]
+    show = table_printer(results, sum(len(protocols) for protocols, _ in groups)) if not args.quiet else None
     for protocols, group_options in groups:
         if protocols:
             run_suite(args.tier, str(results), group_options, jobs=args.jobs, methods=args.methods,
-                      protocols=protocols)
+                      protocols=protocols, on_protocol_done=show)
     if not results.is_dir():  # every protocol skipped (full data missing): nothing to render, not a failure
         print(f"no records in {results}: nothing ran, no tables written")
         return 0

@@ -6,7 +6,11 @@ by protocol, this process prepares the data, the teachers (assistants, ensemble
 members) and their output caches, and hands the protocol's independent
 (method, seed) runs to a pool of ``jobs`` worker processes (one torch thread
 each by default), which work on them while this process prepares the next
-protocol. A progress bar counts runs done, with the ETA.
+protocol. Progress: on a terminal, a bar counts runs done, with the ETA;
+otherwise (a CI log, ``nohup``, a pipe) one line per finished run (method, seed,
+primary metric, seconds, ETA) is printed. When a protocol's last run is done,
+``on_protocol_done`` is called with it (the command line prints its table then),
+always from this process's main thread.
 
 Stopping: SIGINT (Ctrl-C) and SIGTERM stop the whole suite (:func:`stop_on_signals`).
 The first signal cancels every queued run, stops every worker (each unwinds its
@@ -22,11 +26,13 @@ import concurrent.futures as cf
 import contextlib
 import multiprocessing as mp
 import os
+import queue
 import signal
+import sys
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 
 from tqdm.auto import tqdm
 
@@ -136,17 +142,41 @@ def _worker_init() -> None:
         signal.signal(sig, _worker_signal)
 
 
-def _worker(protocol: Protocol, method: str, seed: int, root: str, options: RunOptions) -> tuple[str, int, bool]:
+@dataclass(frozen=True)
+class RunDone:
+    """What one finished run reports to the suite's progress: which run, its primary metric (``None``
+    when its identity was already stored and nothing ran) and its wall seconds."""
+
+    protocol: str
+    method: str
+    seed: int
+    metric: str
+    value: float | None
+    seconds: float
+
+    @property
+    def ran(self) -> bool:
+        return self.value is not None
+
+
+def _run_and_report(protocol: Protocol, method: str, seed: int, root: str, options: RunOptions) -> RunDone:
+    start = time.perf_counter()
+    record = run_one(protocol, method, seed, ResultsStore(root), options)
+    value = None if record is None else record["metrics"].get(protocol.primary_metric)
+    return RunDone(protocol.key, method, seed, protocol.primary_metric,
+                   None if value is None else float(value), time.perf_counter() - start)
+
+
+def _worker(protocol: Protocol, method: str, seed: int, root: str, options: RunOptions) -> RunDone:
     """One run in a pool worker. The protocol itself is sent (not its name), so that a user's protocol
     file, which no registry holds, runs there too."""
     _in_job["running"] = True
     try:
-        record = run_one(protocol, method, seed, ResultsStore(root), options)
+        return _run_and_report(protocol, method, seed, root, options)
     except Interrupted as stop:  # unwound: leave the pool rather than take the next job
         os._exit(128 + stop.signum)
     finally:
         _in_job["running"] = False
-    return method, seed, record is not None
 
 
 Job = tuple[Protocol, str, int, str, RunOptions]  # protocol, method, seed, results root, options
@@ -161,9 +191,11 @@ def pending_jobs(protocol: Protocol, methods: list[str], store: ResultsStore, op
 
 
 def run_suite(tier: str, results: str, options: RunOptions, jobs: int = 2,
-              methods: list[str] | None = None, protocols: list[str | Protocol] | None = None) -> list[Protocol]:
+              methods: list[str] | None = None, protocols: list[str | Protocol] | None = None,
+              on_protocol_done: Callable[[Protocol], None] | None = None) -> list[Protocol]:
     """Run the tier's protocols (or the given ones: names, or protocols such as a user's file) with their
-    applicable methods and seeds."""
+    applicable methods and seeds; ``on_protocol_done(protocol)`` is called (in this thread) as soon as
+    the last run of a protocol that had runs to do is finished."""
     chosen = ([p if isinstance(p, Protocol) else get_protocol(p) for p in protocols] if protocols
               else protocols_of_tier(tier))
     check_method_names(methods, chosen)
@@ -177,17 +209,17 @@ def run_suite(tier: str, results: str, options: RunOptions, jobs: int = 2,
     with stop_on_signals():
         for protocol, names, _ in plans:
             check_and_profile(protocol, names, options)
-        with JobQueue(jobs, sum(len(p) for _, _, p in plans), options.progress) as queue:
+        with JobQueue(jobs, sum(len(p) for _, _, p in plans), options.progress, on_protocol_done) as jobs_queue:
             for protocol, names, pending in plans:
                 prepare(protocol, names, options)
-                queue.submit(pending)
+                jobs_queue.submit(pending)
     return chosen
 
 
 def execute(todo: list[Job], jobs: int, progress: bool) -> None:
     """Run prepared jobs in this process (``jobs <= 1``) or on a pool of ``jobs`` worker processes."""
-    with JobQueue(jobs, len(todo), progress) as queue:
-        queue.submit(todo)
+    with JobQueue(jobs, len(todo), progress) as jobs_queue:
+        jobs_queue.submit(todo)
 
 
 class JobQueue:
@@ -196,9 +228,15 @@ class JobQueue:
     job; the first failure cancels what has not started and is raised. SIGINT or SIGTERM inside the
     block cancels every queued job and stops every worker at once (see the module docstring)."""
 
-    def __init__(self, jobs: int, total: int, progress: bool):
+    def __init__(self, jobs: int, total: int, progress: bool,
+                 on_protocol_done: Callable[[Protocol], None] | None = None):
         self.progress = progress
         self.bar = tqdm(total=total, desc="runs", unit="run", disable=None if progress else True)
+        self.report = ProgressLines(total, max(jobs, 1)) if progress and self.bar.disable else None
+        self.on_protocol_done = on_protocol_done
+        self._left: dict[str, int] = {}  # protocol key -> its runs not finished yet
+        self._protocols: dict[str, Protocol] = {}
+        self._finished: queue.SimpleQueue[RunDone] = queue.SimpleQueue()  # filled by the pool's thread
         self.pool = None
         if jobs > 1:
             self.pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
@@ -209,21 +247,40 @@ class JobQueue:
 
     def submit(self, todo: list[Job]) -> None:
         self._raise_first_failure()
+        for protocol, *_ in todo:
+            self._left[protocol.key] = self._left.get(protocol.key, 0) + 1
+            self._protocols[protocol.key] = protocol
         for protocol, method, seed, root, options in todo:
             if self.pool is None:
-                run_one(protocol, method, seed, ResultsStore(root), replace(options, progress=self.progress))
-                self.bar.update(1)
+                self._finished.put(_run_and_report(protocol, method, seed, root,
+                                                   replace(options, progress=self.progress)))
+                self._drain()
             else:
                 future = self.pool.submit(_worker, protocol, method, seed, root, replace(options, progress=False))
                 future.add_done_callback(self._done)
                 self.futures.append(future)
                 self._workers.update(self.pool._processes or {})  # noqa: SLF001 - spawned by submit
+        self._drain()
 
     def _done(self, future: cf.Future) -> None:
+        """Runs in the pool's thread: only hands the result to the main thread (:meth:`_drain`)."""
         if not future.cancelled() and future.exception() is None:
-            method, seed, _ = future.result()
-            self.bar.set_postfix_str(f"{method} seed {seed}", refresh=False)
+            self._finished.put(future.result())
+
+    def _drain(self) -> None:
+        """In the main thread: count, report and, when a protocol's last run is in, announce it."""
+        while True:
+            try:
+                done = self._finished.get_nowait()
+            except queue.Empty:
+                return
+            self.bar.set_postfix_str(f"{done.method} seed {done.seed}", refresh=False)
             self.bar.update(1)
+            if self.report is not None:
+                self.report.line(done)
+            self._left[done.protocol] -= 1
+            if self._left[done.protocol] == 0 and self.on_protocol_done is not None:
+                self.on_protocol_done(self._protocols[done.protocol])
 
     def _raise_first_failure(self) -> None:
         for future in self.futures:
@@ -240,6 +297,8 @@ class JobQueue:
                 self._stop_workers()
             elif self.pool is not None:
                 self._finish(failed=exc_type is not None)
+                if exc_type is None:
+                    self._drain()
         except KeyboardInterrupt:  # a signal while waiting for the jobs
             self._stop_workers()
             raise
@@ -272,6 +331,8 @@ class JobQueue:
             for future in done:
                 if raise_failure and not future.cancelled() and future.exception() is not None:
                     raise future.exception()
+            if raise_failure:
+                self._drain()
 
     def _stop_workers(self) -> None:
         """Cancel every queued job, SIGTERM every worker, wait up to :data:`STOP_GRACE_SECONDS` for it
@@ -290,3 +351,44 @@ class JobQueue:
                 process.kill()
                 process.join()
         self.pool = None
+
+
+class ProgressLines:
+    """One line per finished run, for output that is not a terminal (where tqdm's bar is hidden):
+    ``[  3/167] classification-mini@v2 kd seed 1: top1 72.40 in 31 s; about 35 min left``.
+
+    The estimate is the mean wall time of the runs that trained so far, times the runs left, over
+    the ``jobs`` running at once; runs skipped because their identity is stored count as done.
+    """
+
+    def __init__(self, total: int, jobs: int, stream=None):
+        self.total, self.jobs, self.stream = total, jobs, stream or sys.stdout
+        self.done = 0
+        self.seconds: list[float] = []
+
+    def line(self, run: RunDone) -> str:
+        self.done += 1
+        if run.ran:
+            self.seconds.append(run.seconds)
+        what = (f"{run.metric} {run.value:.2f} in {run.seconds:.0f} s" if run.ran
+                else "already in the results, skipped")
+        text = f"[{self.done:>{len(str(self.total))}}/{self.total}] {run.protocol} {run.method} seed {run.seed}: {what}"
+        eta = self.eta_seconds()
+        if eta is not None:
+            text += f"; about {format_duration(eta)} left"
+        print(text, file=self.stream, flush=True)
+        return text
+
+    def eta_seconds(self) -> float | None:
+        left = self.total - self.done
+        if not self.seconds or left <= 0:
+            return None
+        return sum(self.seconds) / len(self.seconds) * left / self.jobs
+
+
+def format_duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``1 h 05 min``: an estimate's precision, not a stopwatch's."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"

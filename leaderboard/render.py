@@ -346,6 +346,12 @@ def render_markdown(tables: Iterable[Table]) -> str:
     return "\n".join([INTRO, *sections]) if sections else INTRO + "\nNo results yet.\n"
 
 
+def render_sections(tables: Iterable[Table]) -> str:
+    """The tables' sections alone, without the leaderboard's introduction (the suite prints each
+    protocol's section as soon as its runs are done)."""
+    return "\n".join(_markdown_section(table) for table in tables)
+
+
 def _markdown_section(table: Table) -> str:
     primary = table.primary_metric
     teachers = ", ".join(_teacher_text(t, primary) for t in table.teachers) or "none"

@@ -1,0 +1,47 @@
+"""Progressive output of the suite (issue 15): one line per finished run when stdout is not a terminal,
+an estimate of the time left, and each protocol announced (its table printed by the CLI) as soon as its
+last run is done rather than after the whole tier."""
+
+import io
+import subprocess
+import sys
+
+from bench.protocol import get_protocol
+from bench.runner import RunOptions
+from bench.suite import ProgressLines, RunDone, format_duration, run_suite
+
+
+def test_a_line_per_run_with_the_metric_and_an_estimate_from_the_runs_that_trained():
+    out = io.StringIO()
+    lines = ProgressLines(total=5, jobs=2, stream=out)
+    first = lines.line(RunDone("p@v1", "kd", 0, "top1", 72.404, 30.0))
+    assert first == "[1/5] p@v1 kd seed 0: top1 72.40 in 30 s; about 1 min left"  # 30 s x 4 left / 2 jobs
+    skipped = lines.line(RunDone("p@v1", "kd", 1, "top1", None, 0.01))
+    assert "already in the results, skipped" in skipped and skipped.endswith("about 45 s left")
+    assert out.getvalue().count("\n") == 2
+    assert format_duration(3 * 3600 + 5 * 60) == "3 h 05 min" and format_duration(600) == "10 min"
+
+
+def test_each_protocol_is_announced_when_its_last_run_is_done(tmp_path):
+    done = []
+    protocols = [get_protocol("classification-smoke"), get_protocol("pose-smoke")]
+    run_suite("smoke", str(tmp_path), RunOptions(progress=False), jobs=1, methods=["baseline"],
+              protocols=protocols, on_protocol_done=lambda p: done.append((p.key, len(list(
+                  (tmp_path / p.key).rglob("seed-*.json"))))))
+    # in order, each with every seed's record already written when it is announced
+    assert done == [(p.key, len(p.seeds)) for p in protocols]
+    run_suite("smoke", str(tmp_path), RunOptions(progress=False), jobs=1, methods=["baseline"],
+              protocols=protocols, on_protocol_done=done.append)
+    assert len(done) == 2  # nothing left to run: nothing announced again
+
+
+def test_the_cli_prints_progress_lines_and_the_table_before_the_leaderboard_when_piped(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "suite", "--protocols", "classification-smoke", "--methods",
+         "baseline", "--results", str(tmp_path / "res"), "--jobs", "2"],
+        capture_output=True, text=True, check=True)
+    out = result.stdout
+    assert "[1/2] classification-smoke@v2 baseline seed" in out and "[2/2]" in out
+    announced = out.index("classification-smoke@v2: all its runs are done")
+    assert announced < out.index("# KDBench leaderboard")
+    assert "| baseline |" in out[announced:out.index("# KDBench leaderboard")]
