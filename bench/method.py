@@ -38,6 +38,25 @@ class LossInputs:
     indices: torch.Tensor | None = None
 
 
+@dataclass(frozen=True)
+class DataInfo:
+    """The training data a method will see, told to it before its extras are built
+    (:meth:`Method.bind_data`): a memory bank's size (CRD), a warm-up's length in epochs (DKD)."""
+
+    num_samples: int
+    num_classes: int
+    #: the main run's optimizer steps per epoch and its epochs (``after_step(step)`` counts the steps)
+    steps_per_epoch: int
+    epochs: int
+    #: the training split's class labels, one per sample in ``LossInputs.indices``' numbering, when
+    #: the task's targets are class ids (classification), else None
+    labels: torch.Tensor | None = None
+
+    def epoch_of(self, steps_done: int) -> int:
+        """The 1-based epoch the next step belongs to, after ``steps_done`` steps (mdistiller's ``epoch``)."""
+        return steps_done // max(self.steps_per_epoch, 1) + 1
+
+
 class Method:
     """Base class; subclasses register with ``@METHODS.register("name")``."""
 
@@ -113,6 +132,14 @@ class Method:
 
     def after_step(self, step: int) -> None:
         """Engine hook, called after each student optimizer step (a method's own update goes here)."""
+
+    #: what :meth:`bind_data` was told (None until then)
+    data: DataInfo | None = None
+
+    def bind_data(self, data: DataInfo) -> None:
+        """Engine hook, called once by the runner before :meth:`build_extras` with the training data's
+        size, labels and schedule; stored as :attr:`data`. Override to check or derive more."""
+        self.data = data
 
 
 def _kind(value: Any) -> str:

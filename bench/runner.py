@@ -23,7 +23,7 @@ from bench.engine import (check_metric_range, peak_memory_mb, seed_everything, s
                           train)
 from bench.errors import ConfigError, TeacherMismatchError
 from bench.identity import data_fingerprint, json_ready, make_identity, protocol_spec
-from bench.method import Method
+from bench.method import DataInfo, Method
 from bench.profile import cached_profile
 from bench.protocol import Protocol
 from bench.registry import METHODS
@@ -337,6 +337,19 @@ def run_identity(protocol: Protocol, method_name: str, seed: int, options: RunOp
                          teacher_identities(protocol, method, options, data), data, seed)
 
 
+def bind_training_data(method: Method, task: Task, split: Split | StreamingSplit, schedule: Any) -> DataInfo:
+    """Tell ``method`` the training data and schedule of its main run (:meth:`Method.bind_data`),
+    before its extras are built; returns what it was told."""
+    targets = split.targets
+    labels = targets if isinstance(targets, torch.Tensor) and targets.ndim == 1 and not targets.is_floating_point() \
+        else None
+    data = DataInfo(num_samples=len(split), num_classes=len(split.classes),
+                    steps_per_epoch=steps_per_epoch(task, split, schedule.batch_size, "the student", schedule.drop_last),
+                    epochs=schedule.epochs, labels=labels)
+    method.bind_data(data)
+    return data
+
+
 def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore,
             options: RunOptions | None = None, workspace: Workspace | None = None) -> dict[str, Any] | None:
     """Train and evaluate one seed; return the record (``None`` if its identity is already stored
@@ -356,6 +369,7 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
     generator = seed_everything(seed)
     student = task.build_model(protocol.student, len(splits["train"].classes)).to(device)
     distiller = Distiller(task, student, protocol.student, method, inputs)
+    bind_training_data(method, task, splits["train"], protocol.schedule)
     probe = task.collate(splits["train"], torch.arange(2), torch.zeros(2, dtype=torch.long), protocol.augmentation)
     distiller.build_extras(probe.to(device))
     stats = train(distiller, splits["train"], protocol.schedule, protocol.augmentation, generator,

@@ -12,7 +12,7 @@ import torch
 from bench.distill import Distiller
 from bench.engine import make_optimizer, seed_everything
 from bench.protocol import protocols_of_tier
-from bench.runner import RunOptions, Workspace, build_method
+from bench.runner import RunOptions, Workspace, bind_training_data, build_method
 from bench.suite import applicable_methods
 
 PROTOCOLS = {p.name: p for p in protocols_of_tier("mini")}
@@ -40,6 +40,7 @@ def make_distiller(workspace: Workspace, batch, method_name: str) -> Distiller:
     seed_everything(0)
     student = workspace.task.build_model(protocol.student, len(workspace.splits["train"].classes))
     distiller = Distiller(workspace.task, student, protocol.student, method, teachers)
+    bind_training_data(method, workspace.task, workspace.splits["train"], protocol.schedule)
     distiller.build_extras(batch)
     return distiller
 

@@ -16,7 +16,7 @@ from bench.distill import Distiller
 from bench.engine import seed_everything
 from bench.protocol import protocols_of_tier
 from bench.results import ResultsStore
-from bench.runner import RunOptions, Workspace, build_method, run_one
+from bench.runner import RunOptions, Workspace, bind_training_data, build_method, run_one
 from bench.suite import applicable_methods
 
 CASES = [(p.name, m) for p in protocols_of_tier("smoke") for m in applicable_methods(p)]
@@ -59,6 +59,7 @@ def make_distiller(ws: Workspace, name: str) -> Distiller:
     seed_everything(0)
     student = ws.task.build_model(ws.protocol.student, len(ws.splits["train"].classes))
     distiller = Distiller(ws.task, student, ws.protocol.student, method, teachers)
+    bind_training_data(method, ws.task, ws.splits["train"], ws.protocol.schedule)
     distiller.build_extras(first_batch(ws))
     return distiller
 
