@@ -8,6 +8,7 @@ instead of a live forward pass.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -75,7 +76,9 @@ class Distiller(nn.Module):
                  teachers: Sequence[TeacherInput] = ()):
         super().__init__()
         self.task, self.method = task, method
-        self.student = student
+        self.student, self.student_name = student, student_name
+        #: "main", or "init" while the engine runs a two-stage method's init stage (``Method.init_stage``)
+        self.stage = "main"
         self.student_recorder = FeatureRecorder(
             student, {p: task.module_path(student_name, p) for p in method.student_features}
         )
@@ -107,6 +110,22 @@ class Distiller(nn.Module):
         student_shapes = {k: shape_of(v) for k, v in student.items()}
         teacher_shapes = teachers if self.method.multi_teacher else (teachers[0] if teachers else {})
         self.extras = self.method.build_extras(student_shapes, teacher_shapes)
+        if self.method.peer_student:
+            self.method.bind_peer(self.build_peer(student_shapes["logits"][1]), self.student, self.task)
+
+    def build_peer(self, num_classes: int) -> nn.Module:
+        """A second model of the student's architecture (online distillation's peer), initialised from a
+        seed derived from the run's (``torch.initial_seed()``, which ``seed_everything`` sets); the
+        global random state is left as it was, so the student's own run is unchanged by it."""
+        seed = int.from_bytes(hashlib.sha256(f"peer:{torch.initial_seed()}".encode()).digest()[:7], "big")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            peer = self.task.build_model(self.student_name, num_classes)
+        return peer.to(self.student_device()).train()
+
+    def init_parameters(self) -> list[nn.Parameter]:
+        """What the method's init stage trains (``Method.init_parameters``)."""
+        return self.method.init_parameters(self.student, self.extras)
 
     def inference_features(self, recorder: FeatureRecorder, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
         """Inference-mode features of ``model`` (no gradients), with ``"logits"`` as the task defines it."""
@@ -144,13 +163,15 @@ class Distiller(nn.Module):
         """The teachers' features and the student's training forward pass on ``batch``."""
         teachers = self.teacher_features(batch)
         (output, task_losses), student = self.student_recorder.record(
-            lambda: self.task.forward_train(self.student, batch)
+            lambda: self.method.forward_train(self.task, self.student, batch)
         )
         student = with_logits(student, output)
         return LossInputs(student, teachers[0] if teachers else {}, batch.targets, task_losses, self.task,
                           batch.inputs, teachers, indices=getattr(batch, "indices", None))
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if self.stage == "init":
+            return self.method.init_losses(self.loss_inputs(batch), self.extras)
         return self.method.losses(self.loss_inputs(batch), self.extras)
 
     def close(self) -> None:

@@ -110,8 +110,14 @@ def train(
     desc: str = "train",
     device: torch.device | None = None,
     model_name: str | None = None,
+    stage: str = "main",
 ) -> TrainStats:
     """Train ``distiller.student`` (and the method's extras) for ``schedule.epochs``.
+
+    ``stage="init"`` runs a two-stage method's init stage instead (``Method.init_stage``): the
+    method's ``init_epochs`` epochs of its init losses, training only its ``init_parameters`` at a
+    constant rate (``schedule`` base rate times ``Method.init_lr_factor``, as RepDistiller's
+    ``helper/pretrain.py`` ``init`` keeps its rate fixed), through this same loop.
 
     ``model_name`` is the architecture being trained (teacher, assistant or student): its base rate is
     ``schedule.lr_for(model_name)``. A schedule with per-model rates needs it (a ValueError otherwise).
@@ -125,10 +131,22 @@ def train(
     if schedule.lr_by_model and model_name is None:
         raise ValueError("train: the schedule has per-model learning rates (lr_by_model); pass model_name")
     per_epoch = steps_per_epoch(task, split, schedule.batch_size, desc, schedule.drop_last)
-    total = per_epoch * schedule.epochs
+    method, init = distiller.method, stage == "init"
+    epochs = method.hparams["init_epochs"] if init else schedule.epochs
+    total = per_epoch * epochs
     lr = schedule.lr_for(model_name) if model_name is not None else schedule.lr
-    optimizer, lr_scheduler = make_optimizer(distiller.trainable_parameters(), schedule, total, per_epoch, lr)
-    distiller.student.train()
+    if init:
+        params = distiller.init_parameters()
+        optimizer, _ = make_optimizer(params, schedule, total, per_epoch, lr * method.init_lr_factor)
+        lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+        # as RepDistiller's init(): the student is in training mode only where the stage trains it
+        trained = {id(p) for p in params}
+        distiller.student.train(any(id(p) in trained for p in distiller.student.parameters()))
+    else:
+        optimizer, lr_scheduler = make_optimizer(distiller.trainable_parameters(), schedule, total, per_epoch, lr)
+        method.bind_optimizer(lambda peer_params: make_optimizer(peer_params, schedule, total, per_epoch, lr))
+        distiller.student.train()
+    distiller.stage = stage
     if distiller.extras is not None:
         distiller.extras.train()
     stats = TrainStats()
@@ -136,9 +154,10 @@ def train(
     bar = tqdm(total=total, desc=desc, disable=None if progress else True, leave=False, unit="step",
                dynamic_ncols=True)  # None: shown on a terminal only
     step = 0
-    for epoch in range(schedule.epochs):
-        bar.set_postfix_str(f"epoch {epoch + 1}/{schedule.epochs}", refresh=False)
-        for batch in task.train_batches(split, schedule.batch_size, augmentation, generator, schedule.drop_last):
+    batches = task.pair_batches if method.same_class_pairs else task.train_batches
+    for epoch in range(epochs):
+        bar.set_postfix_str(f"epoch {epoch + 1}/{epochs}", refresh=False)
+        for batch in batches(split, schedule.batch_size, augmentation, generator, schedule.drop_last):
             terms = distiller(batch.to(device))
             loss = sum(terms.values())
             step += 1
@@ -150,9 +169,10 @@ def train(
             loss.backward()
             optimizer.step()
             lr_scheduler.step()
-            distiller.method.after_step(step)
+            method.after_step(step)
             bar.update(1)
     bar.close()
+    distiller.stage = "main"
     stats.steps = step
     stats.wall_seconds = time.perf_counter() - start
     if step:

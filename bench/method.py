@@ -76,6 +76,18 @@ class Method:
     multi_teacher: ClassVar[bool] = False
     #: learns from the last model of the protocol's teacher-assistant chain (``Protocol.assistants``)
     assistant_chain: ClassVar[bool] = False
+    #: online distillation (DML): the Distiller builds a peer, a second model of the student's
+    #: architecture initialised from a seed derived from the run's, and hands it to :meth:`bind_peer`
+    peer_student: ClassVar[bool] = False
+    #: each training batch holds B samples then B same-class partners, partner i of sample i (CS-KD's
+    #: ``PairBatchSampler``; :meth:`bench.task.Task.pair_batches`)
+    same_class_pairs: ClassVar[bool] = False
+    #: a two-stage method: before the main run the engine trains :meth:`init_parameters` on
+    #: :meth:`init_losses` for ``hparams["init_epochs"]`` epochs (``None``: resolved by the runner to
+    #: RepDistiller's 30 of 240 epochs, scaled to the protocol) at a constant rate of the schedule's
+    #: base rate times :attr:`init_lr_factor`, through the same train loop, recorded as stage ``init``
+    init_stage: ClassVar[bool] = False
+    init_lr_factor: ClassVar[float] = 1.0
 
     def __init__(self, **hparams: Any):
         unknown = sorted(set(hparams) - set(self.defaults))
@@ -132,6 +144,28 @@ class Method:
 
     def after_step(self, step: int) -> None:
         """Engine hook, called after each student optimizer step (a method's own update goes here)."""
+
+    def forward_train(self, task: Any, model: nn.Module, batch: Any) -> tuple[Any, dict[str, torch.Tensor]]:
+        """The student's training forward pass (output, task loss terms); the task's unless a method
+        needs another (CS-KD: the partner half without gradients)."""
+        return task.forward_train(model, batch)
+
+    def bind_peer(self, peer: nn.Module, student: nn.Module, task: Any) -> None:
+        """Receive the peer model (:attr:`peer_student`), with the student and the task."""
+        raise NotImplementedError(f"{type(self).__name__} sets peer_student but does not take a peer")
+
+    def bind_optimizer(self, make: Any) -> None:
+        """Engine hook, called once before the main run with ``make(params) -> (optimizer, rate scheduler)``,
+        the student's optimizer and schedule for other parameters (a peer's); step both in :meth:`after_step`."""
+
+    def init_parameters(self, student: nn.Module, extras: nn.Module | None) -> list[nn.Parameter]:
+        """What the init stage trains (:attr:`init_stage`): by default the student and the extras (a
+        parameter the init loss does not reach gets no gradient, so SGD leaves it as it is)."""
+        return list(student.parameters()) + ([] if extras is None else list(extras.parameters()))
+
+    def init_losses(self, inputs: LossInputs, extras: nn.Module | None) -> dict[str, torch.Tensor]:
+        """Named loss terms of one init-stage batch (:attr:`init_stage`)."""
+        raise NotImplementedError
 
     #: what :meth:`bind_data` was told (None until then)
     data: DataInfo | None = None

@@ -283,6 +283,9 @@ def build_method(protocol: Protocol, name: str, hparams: dict[str, Any] | None =
     if method_cls.assistant_chain:  # resolved here so that the record names the chain it used
         chain = method.hparams.get("assistants") or protocol.assistants
         method.hparams["assistants"] = [chain] if isinstance(chain, str) else list(chain)
+    if method_cls.init_stage and method.hparams.get("init_epochs") is None:
+        # RepDistiller's init stage is 30 epochs of a 240-epoch run; scaled so, at least one epoch
+        method.hparams["init_epochs"] = max(1, round(protocol.schedule.epochs * 30 / 240))
     return method
 
 
@@ -372,6 +375,11 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
     bind_training_data(method, task, splits["train"], protocol.schedule)
     probe = task.collate(splits["train"], torch.arange(2), torch.zeros(2, dtype=torch.long), protocol.augmentation)
     distiller.build_extras(probe.to(device))
+    init_stats = None
+    if method.init_stage and method.hparams["init_epochs"] > 0:
+        init_stats = train(distiller, splits["train"], protocol.schedule, protocol.augmentation, generator,
+                           progress=options.progress, desc=f"{method_name} init seed {seed}", device=device,
+                           model_name=protocol.student, stage="init")
     stats = train(distiller, splits["train"], protocol.schedule, protocol.augmentation, generator,
                   progress=options.progress, desc=f"{method_name} seed {seed}", device=device,
                   model_name=protocol.student)
@@ -382,6 +390,9 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
     set_threads(protocol.threads)
     top = teaching.stages[0][1] if teaching.kind in ("single", "chain") else None
     stages = [{"stage": role, "model": t.model_name, "train_seconds": t.train_seconds} for role, t in teaching.stages]
+    if init_stats is not None:  # a two-stage method's init stage (Method.init_stage)
+        stages.append({"stage": "init", "model": protocol.student, "train_seconds": init_stats.wall_seconds,
+                       "steps": init_stats.steps})
     stages.append({"stage": "student", "model": protocol.student, "train_seconds": stats.wall_seconds})
     record = {
         "schema": SCHEMA_VERSION,

@@ -233,6 +233,40 @@ class Task:
             idx = order[start : start + batch_size]
             yield self.collate(split, idx, variants[idx], augmentation)
 
+    def pair_batches(
+        self, split: Split | StreamingSplit, batch_size: int, augmentation: str, generator: torch.Generator,
+        drop_last: bool = True,
+    ) -> Iterator[Batch]:
+        """One epoch of batches of ``2 * batch_size`` samples: a shuffled batch of ``batch_size`` as
+        :meth:`train_batches` makes it, then one partner per sample drawn uniformly from the samples of
+        its class (itself included), in the same order: CS-KD's ``PairBatchSampler`` (alinlab/cs-kd
+        ``datasets.py``), for methods with ``Method.same_class_pairs``. Every slot gets its own
+        augmentation variant. Needs one class label per sample (``split.targets``, a tensor)."""
+        targets = torch.as_tensor(split.targets)
+        order = torch.randperm(len(split), generator=generator)
+        n_variants = self.num_augment_variants(augmentation)
+        variants = torch.randint(SEED_RANGE if n_variants is None else n_variants, (2, len(split)),
+                                 generator=generator)
+        by_class = torch.argsort(targets, stable=True)  # sample positions grouped by class
+        counts = torch.bincount(targets)
+        first = torch.cumsum(counts, 0) - counts  # where each class starts in by_class
+        starts = range(0, self.batches_per_epoch(split, batch_size, drop_last) * batch_size, batch_size)
+        keys = []
+        for start in starts:
+            idx = order[start : start + batch_size]
+            y = targets[idx]
+            draw = (torch.rand(len(idx), generator=generator) * counts[y]).long().clamp_max(counts[y] - 1)
+            partners = by_class[first[y] + draw]
+            keys.append((torch.cat([idx, partners]), torch.cat([variants[0, idx], variants[1, idx]])))
+        if isinstance(split, StreamingSplit):
+            load = partial(self.load_sample, split, augmentation=augmentation)
+            pairs = ([(int(i), int(v)) for i, v in zip(*key, strict=True)] for key in keys)
+            for inputs, batch_targets, indices, batch_variants in stream(load, pairs, self.loading):
+                yield Batch(inputs, batch_targets, indices, batch_variants)
+            return
+        for idx, batch_variants in keys:
+            yield self.collate(split, idx, batch_variants, augmentation)
+
     def batches_per_epoch(self, split: Split | StreamingSplit, batch_size: int, drop_last: bool = True) -> int:
         """Batches in one epoch: whole batches only, or with the last partial one when not ``drop_last``."""
         return len(split) // batch_size if drop_last else -(-len(split) // batch_size)
