@@ -110,6 +110,8 @@ class Distiller(nn.Module):
         student_shapes = {k: shape_of(v) for k, v in student.items()}
         teacher_shapes = teachers if self.method.multi_teacher else (teachers[0] if teachers else {})
         self.extras = self.method.build_extras(student_shapes, teacher_shapes)
+        if self.extras is not None:  # on the student's device, with any buffers (CRD's memory bank)
+            self.extras.to(self.student_device())
         if self.method.peer_student:
             self.method.bind_peer(self.build_peer(student_shapes["logits"][1]), self.student, self.task)
 
