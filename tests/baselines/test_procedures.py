@@ -1,23 +1,31 @@
 """Worked examples and procedure checks for the methods that change the procedure: DML (a peer
-trained alongside), CS-KD (same-class pair batches) and Tf-KD_reg (a virtual teacher).
+trained alongside), CS-KD (same-class pair batches), Tf-KD_reg (a virtual teacher), and the
+two-stage methods FitNet, AB, FSP and FT (the engine's init stage).
 
 Reference values were computed in a scratch folder from the authors' code on the fixed tensors
 below (``LOGITS``), with the commits named at each test."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from baselines.ab import ab_loss, boundary_loss
+from baselines.connectors import ConvReg, Paraphraser, Translator
 from baselines.cs_kd import CSKD
 from baselines.dml import DML, mutual_loss
+from baselines.fitnet import FitNet
+from baselines.fsp import fsp_losses
+from baselines.ft import factor_loss
 from baselines.tf_kd import TfKDReg, virtual_teacher
 from bench.distill import Distiller
 from bench.engine import seed_everything, train
 from bench.method import LossInputs
 from bench.protocol import get_protocol
-from bench.runner import RunOptions, Workspace, build_method
+from bench.results import ResultsStore
+from bench.runner import RunOptions, Workspace, build_method, run_one
 
 #: 8 x 5 fixed logits (no random generator involved)
 LOGITS = torch.sin(torch.arange(40.0) * 1.3).reshape(8, 5) * 3
@@ -182,3 +190,143 @@ def test_cs_kd_trains_on_pair_batches(workspace):
     stats = train(distiller, workspace.splits["train"], workspace.protocol.schedule, "hflip",
                   torch.Generator().manual_seed(0))
     assert stats.steps == len(sizes) and set(sizes) == {2 * workspace.protocol.schedule.batch_size}
+
+
+# --- two-stage methods: FitNet, AB, FSP, FT -----------------------------------------------------------
+
+
+def fixed(shape: tuple[int, ...], phase: float, scale: float = 1.0) -> torch.Tensor:
+    """A deterministic tensor: sin(1.3 i + phase) * scale over the flattened positions i."""
+    return (torch.sin(torch.arange(math.prod(shape), dtype=torch.float32) * 1.3 + phase) * scale).reshape(shape)
+
+
+def test_ab_loss_matches_repdistiller():
+    # HobbitLong/RepDistiller@b84f547c5db6 distiller_zoo/AB.py ABLoss(3)(g_s, g_t): per-stage
+    # 0.020475114, 0.014731527, 0.036887713; helper/pretrain.py init sums them
+    g_s = [fixed((2, 3, 4, 4), 0.1, 2), fixed((2, 4, 2, 2), 0.2, 2), fixed((2, 5, 2, 2), 0.3, 2)]
+    g_t = [fixed((2, 3, 4, 4), 0.7), fixed((2, 4, 2, 2), 0.8), fixed((2, 5, 2, 2), 0.9)]
+    assert ab_loss(g_s, g_t).item() == pytest.approx(0.07209435105323792, rel=1e-6)
+    assert (0.25 * boundary_loss(g_s[0], g_t[0], 1.0) / 2 * 3 / 1000).item() == pytest.approx(0.02047511376440525,
+                                                                                              rel=1e-6)
+
+
+def test_fsp_loss_matches_repdistiller():
+    # HobbitLong/RepDistiller@b84f547c5db6 distiller_zoo/FSP.py FSP(s_shapes, t_shapes)(f_s, f_t)
+    f_s = [fixed((2, 3, 8, 8), 0.1), fixed((2, 3, 8, 8), 0.2), fixed((2, 4, 4, 4), 0.3), fixed((2, 5, 2, 2), 0.4)]
+    f_t = [fixed((2, 3, 8, 8), 1.1), fixed((2, 3, 8, 8), 1.2), fixed((2, 4, 4, 4), 1.3), fixed((2, 5, 2, 2), 1.4)]
+    expected = [0.00010062848741654307, 0.0013319408753886819, 0.020980313420295715]
+    assert [v.item() for v in fsp_losses(f_s, f_t)] == pytest.approx(expected, rel=1e-5)
+
+
+def test_factor_loss_matches_repdistiller():
+    # HobbitLong/RepDistiller@b84f547c5db6 distiller_zoo/FT.py FactorTransfer()(f_s, f_t), p1=2, p2=1:
+    # a student factor map twice the teacher's size (pooled), then equal sizes
+    assert factor_loss(fixed((2, 4, 4, 4), 0.5), fixed((2, 4, 2, 2), 0.6)).item() == pytest.approx(0.135816752910614,
+                                                                                                   rel=1e-6)
+    assert factor_loss(fixed((2, 4, 2, 2), 0.5), fixed((2, 4, 2, 2), 0.6)).item() == pytest.approx(
+        0.014847937971353531, rel=1e-6)
+
+
+def test_fitnet_hint_matches_repdistiller():
+    # HobbitLong/RepDistiller@b84f547c5db6 distiller_zoo/FitNet.py HintLoss (nn.MSELoss), with the
+    # regressor's output given: 0.00509036798030138; the total is CE + 100 * that
+    method = FitNet()
+    inputs = LossInputs({"stage2": fixed((2, 4, 2, 2), 0.5)}, {"stage2": fixed((2, 4, 2, 2), 0.6)}, None,
+                        {"ce": torch.tensor(1.0)})
+    terms = method.losses(inputs, torch.nn.Identity())
+    assert terms["hint"].item() == pytest.approx(100 * 0.00509036798030138, rel=1e-6)
+    assert set(method.init_losses(inputs, torch.nn.Identity())) == {"hint"}
+    assert FitNet(hint_layer=0).student_features == ("stem",)
+
+
+@pytest.mark.parametrize("s_shape,t_shape,kind,weight", [
+    # RepDistiller@b84f547c5db6 models/util.py ConvReg: the conv each size relation gets
+    ((2, 16, 8, 8), (2, 48, 8, 8), torch.nn.Conv2d, (48, 16, 1, 1)),
+    ((2, 16, 16, 16), (2, 48, 8, 8), torch.nn.Conv2d, (48, 16, 3, 3)),
+    ((2, 16, 8, 8), (2, 48, 16, 16), torch.nn.ConvTranspose2d, (16, 48, 4, 4)),
+    ((2, 16, 9, 9), (2, 48, 8, 8), torch.nn.Conv2d, (48, 16, 2, 2)),
+])
+def test_conv_reg_shapes_match_repdistiller(s_shape, t_shape, kind, weight):
+    reg = ConvReg(torch.Size(s_shape), torch.Size(t_shape))
+    assert type(reg.conv) is kind and tuple(reg.conv.weight.shape) == weight
+    assert tuple(reg.eval()(torch.zeros(s_shape)).shape) == t_shape
+
+
+def test_paraphraser_and_translator_sizes_match_repdistiller():
+    # RepDistiller@b84f547c5db6 models/util.py: Paraphraser((2, 96, 4, 4)) 290736 parameters,
+    # Translator((2, 32, 4, 4), (2, 96, 4, 4)) 44160
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    paraphraser = Paraphraser(torch.Size((2, 96, 4, 4)))
+    assert count(paraphraser) == 290736
+    assert count(Translator(torch.Size((2, 32, 4, 4)), torch.Size((2, 96, 4, 4)))) == 44160
+    factor, reconstruction = paraphraser(torch.zeros(2, 96, 4, 4))
+    assert factor.shape == (2, 48, 4, 4) and reconstruction.shape == (2, 96, 4, 4)
+
+
+def changed(before: dict[str, torch.Tensor], model: torch.nn.Module) -> set[str]:
+    return {k for k, v in model.state_dict().items() if not torch.equal(before[k], v)}
+
+
+def test_ft_init_stage_trains_only_the_paraphraser(workspace):
+    distiller = make_distiller(workspace, "ft", init_epochs=1)
+    extras = distiller.extras
+    student, paraphraser, translator = (snapshot(m) for m in (distiller.student, extras["paraphraser"],
+                                                                extras["translator"]))
+    stats = train(distiller, workspace.splits["train"], workspace.protocol.schedule, "hflip",
+                  torch.Generator().manual_seed(0), stage="init")
+    assert stats.steps == workspace.task.batches_per_epoch(workspace.splits["train"], 50)
+    assert set(stats.final_losses) == {"reconstruction"}
+    assert changed(paraphraser, extras["paraphraser"])
+    assert not changed(translator, extras["translator"])
+    assert not changed(student, distiller.student)  # weights and batch-norm statistics (eval mode)
+    assert distiller.stage == "main"
+
+
+def test_ab_init_stage_trains_the_student_and_connectors_not_the_classifier(workspace):
+    distiller = make_distiller(workspace, "ab", init_epochs=1)
+    student, connectors = snapshot(distiller.student), snapshot(distiller.extras)
+    stats = train(distiller, workspace.splits["train"], workspace.protocol.schedule, "hflip",
+                  torch.Generator().manual_seed(0), stage="init")
+    assert set(stats.final_losses) == {"ab"}
+    moved = changed(student, distiller.student)
+    assert any(k.startswith("stages.2.") and k.endswith("weight") for k in moved)
+    assert not any(k.startswith("fc.") for k in moved)  # the init loss never reaches the classifier
+    assert changed(connectors, distiller.extras)
+
+
+def test_fsp_main_run_is_cross_entropy_and_init_is_fsp(workspace):
+    distiller = make_distiller(workspace, "fsp", init_epochs=1)
+    batch = next(workspace.task.train_batches(workspace.splits["train"], 8, "none", torch.Generator().manual_seed(0)))
+    assert set(distiller(batch)) == {"ce"}
+    distiller.stage = "init"
+    assert set(distiller(batch)) == {"fsp"}
+    assert distiller.extras is not None and set(distiller.extras) == {"stem", "stage1", "stage2", "stage3"}
+
+
+@pytest.mark.parametrize("name,hparams,init_epochs",
+                         [("ab", {}, 1), ("fitnet", {}, 0), ("fitnet", {"init_epochs": 2}, 2)])
+def test_init_stage_is_recorded_as_a_stage(name, hparams, init_epochs, tmp_path):
+    ws = smoke_workspace()
+    record = run_one(ws.protocol, name, 0, ResultsStore(tmp_path), RunOptions(hparams=hparams), ws)
+    assert record["method"]["hparams"]["init_epochs"] == init_epochs
+    stages = {s["stage"]: s for s in record["cost"]["stages"]}
+    per_epoch = ws.task.batches_per_epoch(ws.splits["train"], ws.protocol.schedule.batch_size)
+    if init_epochs:
+        assert stages["init"]["model"] == ws.protocol.student and stages["init"]["steps"] == init_epochs * per_epoch
+        assert list(stages)[-2:] == ["init", "student"]  # after the teacher, before the main run
+        assert record["cost"]["total_train_seconds"] == pytest.approx(
+            sum(s["train_seconds"] for s in record["cost"]["stages"]))
+    else:
+        assert "init" not in stages
+    assert record["cost"]["steps"] == per_epoch  # the main run's own steps
+
+
+def test_init_epochs_default_scales_repdistillers_eighth():
+    from bench.protocol import get_protocol as protocol_of
+
+    mini = protocol_of("classification-mini")  # 20 epochs -> round(2.5) = 2; 240 -> 30; smoke 4 -> at least 1
+    assert build_method(mini, "fsp").hparams["init_epochs"] == 2
+    long = dataclasses.replace(mini, schedule=dataclasses.replace(mini.schedule, epochs=240))
+    assert build_method(long, "ab").hparams["init_epochs"] == 30
+    assert build_method(protocol_of("classification-smoke"), "ft").hparams["init_epochs"] == 1
+    assert build_method(mini, "ft", {"init_epochs": 5}).hparams["init_epochs"] == 5
