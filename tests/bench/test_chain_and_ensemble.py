@@ -158,6 +158,7 @@ def test_protocol_ensemble_round_trips_and_old_hashes_are_kept(smoke_protocol):
     for schedule in (spec["schedule"], spec["teacher"]["schedule"]):  # issue 13's schedule fields, at default
         assert schedule.pop("lr_schedule") == "cosine" and schedule.pop("milestones") == ()
         assert schedule.pop("gamma") == 0.1 and schedule.pop("lr_by_model") == ()
+        assert schedule.pop("drop_last") is True
     import hashlib
 
     canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=list)
