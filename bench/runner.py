@@ -347,7 +347,8 @@ def bind_training_data(method: Method, task: Task, split: Split | StreamingSplit
     labels = targets if isinstance(targets, torch.Tensor) and targets.ndim == 1 and not targets.is_floating_point() \
         else None
     data = DataInfo(num_samples=len(split), num_classes=len(split.classes),
-                    steps_per_epoch=steps_per_epoch(task, split, schedule.batch_size, "the student", schedule.drop_last),
+                    steps_per_epoch=steps_per_epoch(task, split, schedule.batch_size, "the student",
+                                                    schedule.drop_last),
                     epochs=schedule.epochs, labels=labels)
     method.bind_data(data)
     return data
