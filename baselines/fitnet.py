@@ -51,6 +51,9 @@ class FitNet(Method):
     ranges = {"beta": "[0, inf)", "hint_layer": "[0, 16]", "init_epochs": "[0, inf)"}
     tasks = ("classification",)
     init_stage = True
+    #: the points at the default ``hint_layer`` (2); an instance reads its own ``hint_layer``'s. Declared on
+    #: the class too, so that what is checked before an instance exists (``--teacher`` applies) is right.
+    student_features = teacher_features = (hint_point(2),)
 
     def __init__(self, **hparams: Any):
         super().__init__(**hparams)
