@@ -44,6 +44,7 @@ class CorrelationCongruence(Method):
     student_features = ("embedding",)
     teacher_features = ("embedding",)
     tasks = ("classification",)
+    default_tiers = ("smoke", "full")  # joins the mini default when published there (README)
 
     def build_extras(self, student_shapes, teacher_shapes) -> nn.Module:
         dim = int(self.hparams["feat_dim"])

@@ -56,6 +56,7 @@ class DML(Method):
     ranges = {"weight": "[0, inf)"}
     teacher_features = ()
     tasks = ("classification",)
+    default_tiers = ("smoke", "full")  # joins the mini default when published there (README)
     peer_student = True
 
     def __init__(self, **hparams):

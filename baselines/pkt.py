@@ -48,6 +48,7 @@ class ProbabilisticKT(Method):
     student_features = ("embedding",)
     teacher_features = ("embedding",)
     tasks = ("classification",)
+    default_tiers = ("smoke", "full")  # joins the mini default when published there (README)
 
     def losses(self, inputs: LossInputs, extras) -> dict[str, torch.Tensor]:
         loss = pkt_loss(inputs.student["embedding"].flatten(1), inputs.teacher["embedding"].flatten(1))

@@ -72,6 +72,11 @@ class Method:
     teacher_features: ClassVar[tuple[str, ...]] = ()
     #: the tasks the method applies to; ``None`` means every task.
     tasks: ClassVar[tuple[str, ...] | None] = None
+    #: the tiers whose *default* suite runs the method (``None``: every tier it applies to). A method
+    #: joins the mini tier's default once its mini numbers are published, so the first README command
+    #: stays as long as the README says and runs what the published tables show; ``kdbench suite
+    #: --methods NAME`` runs it on any protocol it applies to.
+    default_tiers: ClassVar[tuple[str, ...] | None] = None
     #: learns from the protocol's ``ensemble`` (all its teachers' features in ``LossInputs.teachers``)
     multi_teacher: ClassVar[bool] = False
     #: learns from the last model of the protocol's teacher-assistant chain (``Protocol.assistants``)

@@ -50,6 +50,13 @@ def applicable_methods(protocol: Protocol) -> list[str]:
     return [name for name in METHODS.names() if METHODS.get(name).unmet_requirement(protocol) is None]
 
 
+def default_methods(protocol: Protocol) -> list[str]:
+    """The methods the suite runs on ``protocol`` when none are named: the applicable ones whose
+    ``default_tiers`` include the protocol's tier (:attr:`bench.method.Method.default_tiers`)."""
+    return [name for name in applicable_methods(protocol)
+            if METHODS.get(name).default_tiers is None or protocol.tier in METHODS.get(name).default_tiers]
+
+
 def check_method_names(methods: list[str] | None, chosen: list[Protocol]) -> None:
     """Before anything runs: every name in ``methods`` is a registered method (else
     :class:`UnknownNameError`, listing the valid ones) that applies to at least one chosen protocol
@@ -202,7 +209,8 @@ def run_suite(tier: str, results: str, options: RunOptions, jobs: int = 2,
     store = ResultsStore(results)
     plans: list[tuple[Protocol, list[str], list[Job]]] = []
     for protocol in chosen:
-        names = [m for m in applicable_methods(protocol) if methods is None or m in methods]
+        names = default_methods(protocol) if methods is None else [m for m in applicable_methods(protocol)
+                                                                    if m in methods]
         pending = pending_jobs(protocol, names, store, options)
         if pending:
             plans.append((protocol, sorted({job[1] for job in pending}), pending))

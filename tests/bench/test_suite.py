@@ -94,3 +94,17 @@ def test_a_signal_stops_every_worker_and_nothing_is_written_after_it(tmp_path, s
     time.sleep(2)  # a surviving worker would still be training, then writing
     assert not [pid for pid in workers if _alive(pid)]
     assert _files(results) == before
+
+
+def test_the_default_suite_runs_a_method_only_on_the_tiers_it_declares():
+    """Issue 14's methods join the mini default once published there: the smoke tier (the gate) and the
+    full tier run them by default, mini only when named; every published mini method stays in."""
+    from bench.registry import METHODS
+    from bench.suite import applicable_methods, default_methods
+
+    mini, smoke = get_protocol("classification-mini"), get_protocol("classification-smoke")
+    assert "crd" in default_methods(smoke) and "crd" not in default_methods(mini)
+    assert "crd" in applicable_methods(mini)
+    assert {"baseline", "kd", "takd", "mt-avg", "mt-you2017", "ca-mkd"} <= set(default_methods(mini))
+    assert all(METHODS.get(m).default_tiers is None for m in default_methods(get_protocol("segmentation-mini")))
+    assert "crd" in default_methods(get_protocol("cifar100-resnet32x4-resnet8x4"))
