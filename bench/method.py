@@ -200,7 +200,7 @@ def check_hparam(method: str, key: str, value: Any, default: Any, interval: str 
     if default is not None and _kind(value) != _kind(default):
         raise ConfigError(f"method {method}: hyperparameter {key!r} must be a {_kind(default)} like its "
                           f"default {default!r}, got {value!r} ({type(value).__name__})")
-    if interval is None:
+    if interval is None or (value is None and default is None):  # None: "derived from the protocol"
         return
     lo_closed, hi_closed = interval[0] == "[", interval[-1] == "]"
     lo, hi = (float(x) for x in interval[1:-1].split(","))

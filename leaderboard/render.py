@@ -44,7 +44,7 @@ from leaderboard.manifest import check_targets, write_outputs
 
 BASELINE = "baseline"  # the method name of the student trained alone
 SINGLE_TEACHER_KD = "kd"  # the reference of the chain and ensemble methods (Δ vs kd column)
-STAGES = ("teacher", "assistant", "member", "student")  # training stages, in the order they run
+STAGES = ("teacher", "assistant", "member", "init", "student")  # training stages, in the order they run
 HASH_PREFIX = 12  # characters of the protocol hash shown in headings
 WRITER = "leaderboard"  # the name write_leaderboard's files are listed under in the output folder's manifest
 README = "README.md"

@@ -196,7 +196,7 @@ def test_a_protocol_file_is_hashed_like_the_built_in_protocol(tmp_path):
     ({"student": "resnet9"}, UnknownNameError, r"unknown model 'resnet9'; valid models: .*resnet8x4"),
     ({"augmentation": "crop"}, ConfigError, r"key 'augmentation': 'crop' is not an augmentation .*crop32pad4-hflip"),
     ({"method_overrides": {"kd": {"tau": 2.0}}}, ConfigError, r"unknown hyperparameter 'tau'; valid: T, alpha"),
-    ({"method_overrides": {"dkd": {}}}, UnknownNameError, r"unknown method 'dkd'"),
+    ({"method_overrides": {"dkdd": {}}}, UnknownNameError, r"unknown method 'dkdd'"),
     ({"tier": "huge"}, ConfigError, r"key 'tier' must be one of"),
 ])
 def test_protocol_file_errors_name_the_key_and_the_file(tmp_path, changes, error, message):

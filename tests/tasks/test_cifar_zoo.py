@@ -130,7 +130,8 @@ def test_feature_points_are_declared_and_shaped(name):
 
 def test_feature_points_of_other_models_are_unchanged():
     task = TASKS.get("classification")()
-    assert task.feature_points("tinyresnet_8") == {"backbone.out": "stages", "embedding": "pool"}
+    assert task.feature_points("tinyresnet_8") == {"backbone.out": "stages", "embedding": "pool", "stem": "stem",
+                                                   "stage1": "stages.0", "stage2": "stages.1", "stage3": "stages.2"}
     assert task.feature_points("no_such_model") == {}
 
 
