@@ -44,7 +44,7 @@ class CorrelationCongruence(Method):
     student_features = ("embedding",)
     teacher_features = ("embedding",)
     tasks = ("classification",)
-    default_tiers = ("smoke", "full")  # joins the mini default when published there (README)
+    default_tiers = ("smoke", "full")  # mini only when named, until published on both mini protocols
 
     def build_extras(self, student_shapes, teacher_shapes) -> nn.Module:
         dim = int(self.hparams["feat_dim"])

@@ -153,7 +153,7 @@ class CRD(Method):
     student_features = ("embedding",)
     teacher_features = ("embedding",)
     tasks = ("classification",)
-    default_tiers = ("smoke", "full")  # joins the mini default when published there (README)
+    default_tiers = ("smoke", "full")  # mini only when named, until published on both mini protocols
 
     def build_extras(self, student_shapes, teacher_shapes) -> nn.Module:
         data = self.data

@@ -50,7 +50,7 @@ class CSKD(Method):
     ranges = {"T": "(0, inf)", "lambda": "[0, inf)"}
     teacher_features = ()
     tasks = ("classification",)
-    default_tiers = ("smoke", "full")  # joins the mini default when published there (README)
+    default_tiers = ("smoke", "full")  # mini only when named, until published on both mini protocols
     same_class_pairs = True
 
     def forward_train(self, task, model, batch: Batch):

@@ -56,7 +56,7 @@ class DKD(EpochWarmup):
     ranges = {"alpha": "[0, inf)", "beta": "[0, inf)", "T": "(0, inf)", "warmup_epochs": "[0, inf)"}
     teacher_features = ("logits",)
     tasks = ("classification",)
-    default_tiers = ("smoke", "full")  # joins the mini default when published there (README)
+    default_tiers = ("smoke", "full")  # mini only when named, until published on both mini protocols
 
     def losses(self, inputs: LossInputs, extras) -> dict[str, torch.Tensor]:
         tckd, nckd = dkd_terms(inputs.student["logits"], inputs.teacher["logits"], inputs.targets,

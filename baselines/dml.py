@@ -56,7 +56,7 @@ class DML(Method):
     ranges = {"weight": "[0, inf)"}
     teacher_features = ()
     tasks = ("classification",)
-    default_tiers = ("smoke", "full")  # joins the mini default when published there (README)
+    default_tiers = ("smoke", "full")  # mini only when named, until published on both mini protocols
     peer_student = True
 
     def __init__(self, **hparams):

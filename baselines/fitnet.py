@@ -50,7 +50,7 @@ class FitNet(Method):
     defaults = {"beta": 100.0, "hint_layer": 2, "init_epochs": 0}
     ranges = {"beta": "[0, inf)", "hint_layer": "[0, 16]", "init_epochs": "[0, inf)"}
     tasks = ("classification",)
-    default_tiers = ("smoke", "full")  # joins the mini default when published there (README)
+    default_tiers = ("smoke", "full")  # mini only when named, until published on both mini protocols
     init_stage = True
     #: the points at the default ``hint_layer`` (2); an instance reads its own ``hint_layer``'s. Declared on
     #: the class too, so that what is checked before an instance exists (``--teacher`` applies) is right.

@@ -69,7 +69,7 @@ class FactorTransfer(Method):
     student_features = (POINT,)
     teacher_features = (POINT,)
     tasks = ("classification",)
-    default_tiers = ("smoke", "full")  # joins the mini default when published there (README)
+    default_tiers = ("smoke", "full")  # mini only when named, until published on both mini protocols
     init_stage = True
     init_lr_factor = 0.2
 

@@ -48,7 +48,7 @@ class ProbabilisticKT(Method):
     student_features = ("embedding",)
     teacher_features = ("embedding",)
     tasks = ("classification",)
-    default_tiers = ("smoke", "full")  # joins the mini default when published there (README)
+    default_tiers = ("smoke", "full")  # mini only when named, until published on both mini protocols
 
     def losses(self, inputs: LossInputs, extras) -> dict[str, torch.Tensor]:
         loss = pkt_loss(inputs.student["embedding"].flatten(1), inputs.teacher["embedding"].flatten(1))

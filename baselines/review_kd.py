@@ -122,7 +122,7 @@ class ReviewKD(EpochWarmup, StageMethod):
     defaults = {"weight": 5.0, "warmup_epochs": None, "stages": 3}
     ranges = {"weight": "[0, inf)", "warmup_epochs": "[0, inf)", "stages": "[1, 16]"}
     tasks = ("classification",)
-    default_tiers = ("smoke", "full")  # joins the mini default when published there (README)
+    default_tiers = ("smoke", "full")  # mini only when named, until published on both mini protocols
 
     student_features = teacher_features = (*stage_points(3), "embedding")
 

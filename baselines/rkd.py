@@ -65,7 +65,7 @@ class RelationalKD(Method):
     student_features = ("embedding",)
     teacher_features = ("embedding",)
     tasks = ("classification",)
-    default_tiers = ("smoke", "full")  # joins the mini default when published there (README)
+    default_tiers = ("smoke", "full")  # mini only when named, until published on both mini protocols
 
     def losses(self, inputs: LossInputs, extras) -> dict[str, torch.Tensor]:
         loss = rkd_loss(inputs.student["embedding"], inputs.teacher["embedding"],

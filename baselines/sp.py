@@ -43,7 +43,7 @@ class SimilarityPreserving(Method):
     student_features = ("backbone.out",)
     teacher_features = ("backbone.out",)
     tasks = ("classification",)
-    default_tiers = ("smoke", "full")  # joins the mini default when published there (README)
+    default_tiers = ("smoke", "full")  # mini only when named, until published on both mini protocols
 
     def losses(self, inputs: LossInputs, extras) -> dict[str, torch.Tensor]:
         loss = sp_loss(inputs.student["backbone.out"], inputs.teacher["backbone.out"])

@@ -46,7 +46,7 @@ class StageMethod(Method):
     student_features: ClassVar[tuple[str, ...]] = stage_points(3)
     teacher_features: ClassVar[tuple[str, ...]] = stage_points(3)
     tasks = ("classification",)
-    default_tiers = ("smoke", "full")  # joins the mini default when published there (README)
+    default_tiers = ("smoke", "full")  # mini only when named, until published on both mini protocols
 
     def __init__(self, **hparams: Any):
         super().__init__(**hparams)

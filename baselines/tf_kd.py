@@ -50,7 +50,7 @@ class TfKDReg(Method):
     ranges = {"T": "(0, inf)", "alpha": "[0, 1]", "multiplier": "[0, inf)"}
     teacher_features = ()
     tasks = ("classification",)
-    default_tiers = ("smoke", "full")  # joins the mini default when published there (README)
+    default_tiers = ("smoke", "full")  # mini only when named, until published on both mini protocols
 
     def losses(self, inputs: LossInputs, extras) -> dict[str, torch.Tensor]:
         h = self.hparams

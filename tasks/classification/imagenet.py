@@ -21,7 +21,7 @@ import torch
 
 from bench.errors import DataError
 from bench.streaming import StreamingSplit
-from tasks.classification.real import IMAGE_EXTENSIONS, _class_dirs, scan_split_folder
+from tasks.classification.real import IMAGE_EXTENSIONS, _class_dirs, require_folders, scan_split_folder
 
 LAYOUT = "<root>/train/<wnid>/*.JPEG and <root>/val/<wnid>/*.JPEG (the validation images in class folders)"
 DOWNLOAD = "https://image-net.org/download-images.php (ILSVRC2012 train and validation images)"
@@ -35,11 +35,7 @@ def load_imagenet(root: str | Path, size: int | None = None) -> dict[str, Stream
     """
     root = Path(root)
     expected = f"expected {LAYOUT} under {root} (ImageNet from {DOWNLOAD})"
-    if not root.is_dir():
-        raise DataError(f"ImageNet root {root} does not exist; {expected}")
-    for name in ("train", "val"):
-        if not (root / name).is_dir():
-            raise DataError(f"ImageNet: missing folder {root / name}; {expected}")
+    require_folders(root, ("train", "val"), "ImageNet", expected)
     loose = [p for p in (root / "val").iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
     if loose and not _class_dirs(root / "val"):
         raise DataError(f"ImageNet: {root / 'val'} holds {len(loose)} images directly (e.g. {loose[0].name}) but no "

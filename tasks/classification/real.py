@@ -252,6 +252,16 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
+def require_folders(root: Path, names: tuple[str, ...], dataset: str, expected: str) -> None:
+    """Raise :class:`DataError` naming the path and the expected layout unless ``root`` and each of its
+    subfolders ``names`` exist (the checks every folder-tree loader starts with)."""
+    if not root.is_dir():
+        raise DataError(f"{dataset} root {root} does not exist; {expected}")
+    for name in names:
+        if not (root / name).is_dir():
+            raise DataError(f"{dataset}: missing folder {root / name}; {expected}")
+
+
 def _class_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
@@ -305,11 +315,7 @@ def load_image_folder(root: str | Path, size: int = 32, val_fraction: float = 0.
     _check_fraction(val_fraction)
     root = Path(root)
     expected = f"expected {root}/train/<class>/<images> and {root}/test/<class>/<images> ({root}/val/ optional)"
-    if not root.is_dir():
-        raise DataError(f"ImageFolder root {root} does not exist; {expected}")
-    for name in ("train", "test"):
-        if not (root / name).is_dir():
-            raise DataError(f"ImageFolder: missing folder {root / name}; {expected}")
+    require_folders(root, ("train", "test"), "ImageFolder", expected)
     classes = tuple(p.name for p in _class_dirs(root / "train"))
     if not classes:
         raise DataError(f"no class folders in {root / 'train'}; {expected}")
