@@ -16,16 +16,11 @@ resolved by the runner). The main run is then plain cross-entropy from that init
 RepDistiller's ``loops.py`` sets ``loss_kd = 0`` for AB, so its ``-b 1`` weighs nothing; the
 connectors are not used after the init stage.
 
-Feature points: ``stage1``..``stage<stages>`` of both models (RepDistiller's ``feat[1:-1]``; 3 for
-the tiny family and the CIFAR ResNets/WRNs).
-
-Deviation: the paper and RepDistiller read *pre-activation* features (``preact=True``: the block
-output before its last ReLU), which no model here exposes as a module output (in a residual block
-it is the sum of BN and shortcut). This uses the post-ReLU stage outputs instead. For the teacher
-it changes nothing: the loss reads it only through t > 0, and ReLU(x) > 0 exactly when x > 0. For
-the student the connector sees post-ReLU features, so every stage gets a connector (conv + BN, no
-ReLU; RepDistiller's ``Connector`` builds one only where shapes differ and passes equal shapes
-through unchanged): an identity on non-negative features could never reach the -m side.
+Feature points: ``stage1.preact``..``stage<stages>.preact`` of both models, the stage outputs
+before their last ReLU (RepDistiller's ``feat[1:-1]`` with ``preact=True``; 3 stages for the tiny
+family and the CIFAR ResNets/WRNs). Connectors as RepDistiller's ``Connector``: a ``ConvReg``
+without ReLU where the student's map differs from the teacher's in channels or height, the identity
+where they agree.
 """
 
 from __future__ import annotations
@@ -60,10 +55,15 @@ class AB(StageMethod):
     defaults = {"margin": 1.0, "stages": 3, "init_epochs": None}
     ranges = {"margin": "(0, inf)", "stages": "[1, 16]", "init_epochs": "[0, inf)"}
     init_stage = True
+    student_suffix = teacher_suffix = ".preact"
 
     def build_extras(self, student_shapes, teacher_shapes) -> nn.Module:
-        return nn.ModuleList([ConvReg(student_shapes[p], teacher_shapes[p], use_relu=False)
-                              for p in self.student_features])
+        connectors = []
+        for s, t in zip(self.student_features, self.teacher_features, strict=True):
+            s_shape, t_shape = student_shapes[s], teacher_shapes[t]
+            same = s_shape[1] == t_shape[1] and s_shape[2] == t_shape[2]
+            connectors.append(nn.Identity() if same else ConvReg(s_shape, t_shape, use_relu=False))
+        return nn.ModuleList(connectors)
 
     def losses(self, inputs: LossInputs, extras: nn.Module) -> dict[str, torch.Tensor]:
         return dict(inputs.task_losses)

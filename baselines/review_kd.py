@@ -17,15 +17,16 @@ CE weight 1: mdistiller ``configs/cifar100/reviewkd.yaml`` (resnet32x4 -> resnet
 ``REVIEWKD_WEIGHT: 5.0``; ``CFG.REVIEWKD.WARMUP_EPOCHS`` 20, ``CE_WEIGHT`` 1) and the authors'
 ``CIFAR-100/script/reviewKD.sh`` (``--kd-loss-weight 5.0`` for the WRN and resnet32x4 pairs; 0.6 for
 resnet56 -> resnet20 and 1.0 for resnet110 -> resnet32; the argparse and ``CFG`` default is 1.0).
-The warm-up is scaled to the protocol's length (:mod:`baselines.warmup`). Feature points:
-``stage1``..``stage<stages>`` and ``embedding`` of both models (``stages`` as for the other stage
-methods, :mod:`baselines.stage_features`).
+The warm-up is scaled to the protocol's length (:mod:`baselines.warmup`). Feature points: the
+student's ``stage1``..``stage<stages>`` and ``embedding``, the teacher's pre-activations
+``stage1.preact``..``stage<stages>.preact`` and ``embedding`` (mdistiller reads the teacher's
+``preact_feats`` and, with its default ``STU_PREACT: False``, the student's ``feats``); ``stages`` as
+for the other stage methods (:mod:`baselines.stage_features`).
 
 Reference: mdistiller ``mdistiller/distillers/ReviewKD.py`` (``ABF``, ``hcl_loss``, ``forward_train``)
-and dvlab-research/ReviewKD ``CIFAR-100/model/reviewkd.py``. Deviations: the teacher's stage outputs
-are the post-activation ones (the reference reads the teacher's pre-ReLU ``preact_feats``; the
-models here expose no pre-activation points); the warm-up counts epochs from 1 as mdistiller does
-(the authors' ``train.py`` counts from 0, so its first epoch has weight 0); the reference's fixed
+and dvlab-research/ReviewKD ``CIFAR-100/model/reviewkd.py``. Deviations: the warm-up counts epochs
+from 1 as mdistiller does (the authors' ``train.py`` counts from 0, so its first epoch has weight 0);
+the reference's fixed
 ``SHAPES``/``OUT_SHAPES`` per architecture are read from the recorded feature sizes instead.
 """
 
@@ -124,11 +125,14 @@ class ReviewKD(EpochWarmup, StageMethod):
     tasks = ("classification",)
     default_tiers = ("smoke", "full")  # mini only when named, until published on both mini protocols
 
-    student_features = teacher_features = (*stage_points(3), "embedding")
+    student_features = (*stage_points(3), "embedding")
+    teacher_features = (*stage_points(3, ".preact"), "embedding")
+    teacher_suffix = ".preact"
 
     def __init__(self, **hparams: Any):
         super().__init__(**hparams)  # StageMethod checks ``stages`` and sets the stage points
-        self.student_features = self.teacher_features = (*self.student_features, "embedding")
+        self.student_features = (*self.student_features, "embedding")
+        self.teacher_features = (*self.teacher_features, "embedding")
 
     def build_extras(self, student_shapes, teacher_shapes) -> nn.Module:
         return ReviewFusion([map_shape(student_shapes[p]) for p in self.student_features],

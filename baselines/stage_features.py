@@ -31,20 +31,24 @@ def match_spatial(f_s: torch.Tensor, f_t: torch.Tensor) -> tuple[torch.Tensor, t
     return f_s, f_t
 
 
-def stage_points(count: int) -> tuple[str, ...]:
-    """``("stage1", ..., "stage<count>")``."""
-    return tuple(f"stage{k}" for k in range(1, count + 1))
+def stage_points(count: int, suffix: str = "") -> tuple[str, ...]:
+    """``("stage1", ..., "stage<count>")``, each name followed by ``suffix`` (``".preact"``: the stages'
+    pre-activations, RepDistiller's ``preact=True``)."""
+    return tuple(f"stage{k}{suffix}" for k in range(1, count + 1))
 
 
 class StageMethod(Method):
     """A method reading ``stage1``..``stage<stages>`` of both models (RepDistiller's ``feat[1:-1]``).
 
     A subclass declares ``stages`` in its defaults (and may narrow its range), computes one
-    term per stage pair and returns ``beta * sum``; see :meth:`stage_pairs`.
+    term per stage pair and returns ``beta * sum``; see :meth:`stage_pairs`. A method that reads the
+    pre-activations (``stage<k>.preact``) sets ``student_suffix`` / ``teacher_suffix`` to ``".preact"``.
     """
 
     student_features: ClassVar[tuple[str, ...]] = stage_points(3)
     teacher_features: ClassVar[tuple[str, ...]] = stage_points(3)
+    student_suffix: ClassVar[str] = ""
+    teacher_suffix: ClassVar[str] = ""
     tasks = ("classification",)
     default_tiers = ("smoke", "full")  # mini only when named, until published on both mini protocols
 
@@ -54,11 +58,13 @@ class StageMethod(Method):
         if count != int(count):
             raise ConfigError(f"method {self.registered_name()}: hyperparameter 'stages' must be a whole "
                               f"number, got {count!r}")
-        self.student_features = self.teacher_features = stage_points(int(count))
+        self.student_features = stage_points(int(count), self.student_suffix)
+        self.teacher_features = stage_points(int(count), self.teacher_suffix)
 
     def stage_pairs(self, inputs: LossInputs) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(student, teacher) feature of each stage, in order."""
-        return [(inputs.student[p], inputs.teacher[p]) for p in self.student_features]
+        return [(inputs.student[s], inputs.teacher[t])
+                for s, t in zip(self.student_features, self.teacher_features, strict=True)]
 
 
 def with_term(inputs: LossInputs, name: str, value: torch.Tensor) -> dict[str, torch.Tensor]:

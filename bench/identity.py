@@ -80,7 +80,7 @@ def protocol_spec(protocol) -> dict[str, Any]:
     spec = protocol.to_dict()
     spec.pop("description")
     spec.pop("seeds")
-    for optional in ("ensemble", "assistants", "assistant_sweep", "normalization", "teacher_file"):
+    for optional in ("ensemble", "assistants", "assistant_sweep", "normalization", "teacher_file", "feature_stages"):
         if not spec[optional]:
             spec.pop(optional)
     for recipe in (spec, spec["teacher"], *spec.get("ensemble", ())):

@@ -157,6 +157,12 @@ class Protocol:
     #: ``--teacher`` or ``--teacher-dir``, and a file whose sha256 does not start so is refused);
     #: empty means the suite trains ``teacher`` (or the user gives a file). Left out of the hash when empty.
     teacher_file: str = ""
+    #: how many stages (``stage1``..``stage<n>``) the stage-reading methods read of both models: the
+    #: ``stages`` hyperparameter of every method that has one (RepDistiller reads ``feat[1:-1]``, all of
+    #: them: 4 for vgg, MobileNetV2 and ResNet50, 3 for the CIFAR ResNets, WRNs and ShuffleNets); a
+    #: method override or the user's hparams still win. 0: the methods' default (3). Left out of the hash
+    #: when 0.
+    feature_stages: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "normalization", _normalization(self.name, self.normalization))
@@ -170,6 +176,9 @@ class Protocol:
             raise ConfigError(f"protocol {self.name!r}: key 'seeds' is empty")
         if len(self.ensemble) == 1:
             raise ConfigError(f"protocol {self.name!r}: key 'ensemble' needs at least 2 teachers, got 1")
+        if self.feature_stages != int(self.feature_stages) or self.feature_stages < 0:
+            raise ConfigError(f"protocol {self.name!r}: key 'feature_stages' must be a whole number >= 0 "
+                              f"(0: the methods' default), got {self.feature_stages!r}")
         if len(set(self.ensemble)) != len(self.ensemble):
             raise ConfigError(f"protocol {self.name!r}: key 'ensemble' lists the same teacher recipe twice")
 

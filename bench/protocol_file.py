@@ -77,7 +77,8 @@ def read_protocol_file(path: str | Path) -> Protocol:
 def check_names(protocol: Protocol) -> None:
     """Raise unless every name ``protocol`` uses is registered: its task, dataset, models (student,
     teacher, ensemble, assistants, per-model learning rates), augmentation (one of the task's) and the
-    methods of ``method_overrides`` with hyperparameters they accept."""
+    methods of ``method_overrides`` with hyperparameters they accept; ``feature_stages`` no more than the
+    student's and the teacher's stage points."""
     from bench.registry import DATASETS, METHODS, MODELS, TASKS
 
     task = TASKS.get(protocol.task)()
@@ -95,6 +96,12 @@ def check_names(protocol: Protocol) -> None:
                           f"{protocol.task!r}; valid: {', '.join(task.augmentations)}")
     for method, hparams in protocol.method_overrides.items():
         METHODS.get(method)(**hparams)
+    if protocol.feature_stages:
+        for model in (protocol.student, protocol.teacher.model):
+            have = sum(1 for point in task.feature_points(model) if re.fullmatch(r"stage\d+", point))
+            if have < protocol.feature_stages:
+                raise ConfigError(f"key 'feature_stages': {protocol.feature_stages} stages asked, but model "
+                                  f"{model!r} declares {have} (stage1..stage{have})")
     if protocol.teacher_file and not re.fullmatch(r"[0-9a-f]{6,64}", pinned_prefix(protocol.teacher_file)):
         raise ConfigError(f"key 'teacher_file': {protocol.teacher_file!r} does not pin a sha256; name the file "
                           "<name>-<first hex digits of its sha256>.<ext>, as torchvision does (resnet34-b627a593.pth)")

@@ -279,7 +279,8 @@ def build_method(protocol: Protocol, name: str, hparams: dict[str, Any] | None =
     unmet = method_cls.unmet_requirement(protocol)
     if unmet:
         raise ConfigError(f"method {name!r} {unmet}")
-    method = method_cls(**{**protocol.method_overrides.get(name, {}), **(hparams or {})})
+    shared = {"stages": protocol.feature_stages} if protocol.feature_stages and "stages" in method_cls.defaults else {}
+    method = method_cls(**{**shared, **protocol.method_overrides.get(name, {}), **(hparams or {})})
     if method_cls.assistant_chain:  # resolved here so that the record names the chain it used
         chain = method.hparams.get("assistants") or protocol.assistants
         method.hparams["assistants"] = [chain] if isinstance(chain, str) else list(chain)

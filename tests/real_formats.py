@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from bench.registry import MODELS
+
 C10_NAMES = [f"c10_{i}" for i in range(10)]
 C100_NAMES = [f"fine{i:02d}" for i in range(100)]
 #: (height, width) of the images :func:`write_imagenet` writes by default, in turn
@@ -129,3 +131,21 @@ def write_imagenet(root: Path, classes: int = 3, train_per_class: int = 4, val_p
 def read_all(split) -> torch.Tensor:
     """Every image of a streamed split, read and stacked (fixtures only: all images of one size)."""
     return torch.stack([split.read(i) for i in range(len(split))])
+
+
+def small_cifar100(root: Path, train: int = 32, test: int = 16) -> Path:
+    """The official-format CIFAR-100 fixture (tests/real_formats.py) with its training file cut to the
+    first ``train`` images (classes 0..train-1) and ``test`` test images: the smallest set that runs a
+    few steps of each smoke variant."""
+    folder, _ = write_cifar100(root, train_per_class=1, test_labels=list(range(test)))
+    with open(folder / "train", "rb") as f:
+        content = pickle.load(f, encoding="bytes")
+    dump_pickle(folder / "train", {k: v[:train] if k != b"batch_label" else v for k, v in content.items()})
+    return root
+
+
+def reference_checkpoint(path: Path, model: str, num_classes: int = 100) -> Path:
+    """A teacher file as RepDistiller's train_teacher.py saves it: ``{"model": state_dict, ...}``."""
+    torch.manual_seed(0)
+    torch.save({"model": MODELS.get(model)(num_classes=num_classes).state_dict(), "epoch": 240}, path)
+    return path

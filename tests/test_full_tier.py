@@ -17,13 +17,19 @@ from bench.cli import main
 from bench.datacheck import check_data, locate_data_root
 from bench.errors import ConfigError, DataError, UnknownNameError
 from bench.full_tier import plan_full
+from bench.identity import protocol_spec
 from bench.protocol import get_protocol, protocols_of_tier
 from bench.protocol_file import read_protocol_file
 from bench.registry import METHODS, PROTOCOLS
 from bench.teacher_dir import find_teacher_file
 from tasks.classification.full.protocols import IMAGENET_PROTOCOL, cifar100_pairs, smoke_variant
 
-from real_formats import write_cifar100, write_imagenet  # noqa: E402  (tests/, the official formats)
+from real_formats import (  # noqa: E402  (tests/, the official formats)
+    reference_checkpoint,
+    small_cifar100,
+    write_cifar100,
+    write_imagenet,
+)
 
 #: the 13 pairs of the CRD tables (/work/shared/reference/paper-tables.md), in our model names
 PAIRS = [("wrn_40_2", "wrn_16_2"), ("wrn_40_2", "wrn_40_1"), ("resnet56", "resnet20"), ("resnet110", "resnet20"),
@@ -54,6 +60,22 @@ def test_the_thirteen_cifar100_protocols_are_registered_from_one_recipe():
         assert s.lr_for(student) == (0.01 if student in ("MobileNetV2", "ShuffleNetV1", "ShuffleNetV2") else 0.05)
         assert p.teacher.schedule == s and s.lr_for(teacher) == 0.05  # train_teacher.py: the same recipe
         assert not p.teacher_file  # the suite can train these teachers; users normally give the file
+
+
+def test_four_stage_pairs_make_every_stage_method_read_four_stages():
+    """RepDistiller's feature methods read ``feat[1:-1]``, every stage: ``feature_stages = 4`` for the pairs
+    of four-stage models; a method override or the user's hparams still win; other methods are untouched."""
+    from bench.runner import build_method
+
+    four = {(t, s) for t, s in cifar100_pairs() if get_protocol(f"cifar100-{t}-{s}").feature_stages == 4}
+    assert four == {("vgg13", "vgg8"), ("vgg13", "MobileNetV2"), ("ResNet50", "MobileNetV2"), ("ResNet50", "vgg8")}
+    protocol = get_protocol("cifar100-ResNet50-vgg8")
+    assert build_method(protocol, "at").hparams["stages"] == 4
+    assert build_method(protocol, "at", {"stages": 2}).hparams["stages"] == 2
+    assert build_method(protocol, "review-kd").teacher_features[-2:] == ("stage4.preact", "embedding")
+    assert "stages" not in build_method(protocol, "kd").hparams
+    assert build_method(get_protocol("cifar100-resnet56-resnet20"), "at").hparams["stages"] == 3
+    assert "feature_stages" not in protocol_spec(get_protocol("cifar100-resnet56-resnet20"))
 
 
 def test_the_kd_weights_are_the_papers():
@@ -198,6 +220,8 @@ def test_a_protocol_file_is_hashed_like_the_built_in_protocol(tmp_path):
     ({"method_overrides": {"kd": {"tau": 2.0}}}, ConfigError, r"unknown hyperparameter 'tau'; valid: T, alpha"),
     ({"method_overrides": {"dkdd": {}}}, UnknownNameError, r"unknown method 'dkdd'"),
     ({"tier": "huge"}, ConfigError, r"key 'tier' must be one of"),
+    ({"feature_stages": 4}, ConfigError, r"key 'feature_stages': 4 stages asked, but model 'resnet8x4' declares 3"),
+    ({"feature_stages": -1}, ConfigError, r"key 'feature_stages' must be a whole number >= 0"),
 ])
 def test_protocol_file_errors_name_the_key_and_the_file(tmp_path, changes, error, message):
     path = tmp_path / "bad.json"
@@ -355,30 +379,6 @@ def test_pinned_teacher_is_required_before_anything_runs(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- smoke variants, end to end
-
-def small_cifar100(root: Path, train: int = 32, test: int = 16) -> Path:
-    """The official-format CIFAR-100 fixture (tests/real_formats.py) with its training file cut to the
-    first ``train`` images (classes 0..train-1) and ``test`` test images: the smallest set that runs a
-    few steps of each smoke variant."""
-    import pickle
-
-    from real_formats import dump_pickle
-
-    folder, _ = write_cifar100(root, train_per_class=1, test_labels=list(range(test)))
-    with open(folder / "train", "rb") as f:
-        content = pickle.load(f, encoding="bytes")
-    dump_pickle(folder / "train", {k: v[:train] if k != b"batch_label" else v for k, v in content.items()})
-    return root
-
-
-def reference_checkpoint(path: Path, model: str, num_classes: int = 100) -> Path:
-    """A teacher file as RepDistiller's train_teacher.py saves it: ``{"model": state_dict, ...}``."""
-    from bench.registry import MODELS
-
-    torch.manual_seed(0)
-    torch.save({"model": MODELS.get(model)(num_classes=num_classes).state_dict(), "epoch": 240}, path)
-    return path
-
 
 @pytest.mark.parametrize("teacher, student", [("resnet32x4", "resnet8x4"), ("vgg13", "MobileNetV2")])
 def test_smoke_variant_trains_end_to_end_from_a_protocol_file(tmp_path, teacher, student, capsys,

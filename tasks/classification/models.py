@@ -9,15 +9,18 @@ Feature points (RepDistiller's ``is_feat`` names, as the CIFAR zoo declares them
 ``stem`` is the stem's output (after its ReLU), ``stage1``..``stage3`` the
 post-activation output of each stage's block, ``backbone.out`` the last stage's
 output (the same tensor as ``stage3``, before pooling), ``embedding`` the pooled
-vector that feeds the classifier. They name existing modules only: the module
-structure (and so every parameter and checkpoint) is unchanged.
+vector that feeds the classifier, and ``stage<k>.preact`` stage k's block output
+before its last ReLU (RepDistiller's ``preact=True``; AB and ReviewKD read it),
+recorded at a parameter-free marker, so every parameter and checkpoint is unchanged.
 """
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import nn
 
 from bench.registry import register_widths
+from tasks.classification.cifar_zoo.registration import PreActivation
 
 
 class BasicBlock(nn.Module):
@@ -33,10 +36,11 @@ class BasicBlock(nn.Module):
         if stride != 1 or cin != cout:
             self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
         self.relu = nn.ReLU(inplace=True)
+        self.preact = PreActivation()  # ``stage<k>.preact``: the sum before the last ReLU (not in place)
 
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
-        return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+        return F.relu(self.preact(self.bn2(self.conv2(out)) + self.shortcut(x)))
 
 
 class TinyResNet(nn.Module):
@@ -59,7 +63,8 @@ class TinyResNet(nn.Module):
 
 
 TINYRESNET_FEATURE_POINTS = {"stem": "stem", "stage1": "stages.0", "stage2": "stages.1", "stage3": "stages.2",
-                             "backbone.out": "stages", "embedding": "pool"}
+                             "backbone.out": "stages", "embedding": "pool",
+                             **{f"stage{k}.preact": f"stages.{k - 1}.preact" for k in (1, 2, 3)}}
 
 
 register_widths("tinyresnet_", TinyResNet, (4, 6, 8, 12, 16, 20, 24, 32, 48), "TinyResNet of base width {width}.")

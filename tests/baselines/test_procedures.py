@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.ab import ab_loss, boundary_loss
+from baselines.ab import AB, ab_loss, boundary_loss
 from baselines.connectors import ConvReg, Paraphraser, Translator
 from baselines.cs_kd import CSKD
 from baselines.dml import DML, mutual_loss
@@ -208,6 +208,20 @@ def test_ab_loss_matches_repdistiller():
     assert ab_loss(g_s, g_t).item() == pytest.approx(0.07209435105323792, rel=1e-6)
     assert (0.25 * boundary_loss(g_s[0], g_t[0], 1.0) / 2 * 3 / 1000).item() == pytest.approx(0.02047511376440525,
                                                                                               rel=1e-6)
+
+
+def test_ab_reads_pre_activations_and_connects_only_where_shapes_differ():
+    # RepDistiller train_student.py calls both models with ``preact=True`` for abound; models/util.py
+    # ``Connector``: ConvReg without ReLU where channels or height differ, ``nn.Sequential()`` otherwise
+    method = AB()
+    assert method.student_features == method.teacher_features == ("stage1.preact", "stage2.preact", "stage3.preact")
+    shapes = [torch.Size(s) for s in ((2, 4, 8, 8), (2, 8, 4, 4), (2, 16, 2, 2))]
+    teacher = [torch.Size(s) for s in ((2, 4, 8, 8), (2, 12, 4, 4), (2, 16, 4, 4))]
+    extras = method.build_extras(dict(zip(method.student_features, shapes, strict=True)),
+                                 dict(zip(method.teacher_features, teacher, strict=True)))
+    assert isinstance(extras[0], torch.nn.Identity)
+    assert [type(c).__name__ for c in extras[1:]] == ["ConvReg", "ConvReg"]
+    assert isinstance(extras[1].relu, torch.nn.Identity)
 
 
 def test_fsp_loss_matches_repdistiller():

@@ -36,8 +36,9 @@ def fill(module, a):
 def features():
     student = {"stage1": fixed((B, 4, 8, 8), 0.31), "stage2": fixed((B, 6, 4, 4), 0.17, 1.0),
                "stage3": fixed((B, 8, 2, 2), 0.23, 2.0).relu(), "embedding": fixed((B, 8), 0.41, 0.5)}
-    teacher = {"stage1": fixed((B, 5, 16, 16), 0.13, 0.3), "stage2": fixed((B, 7, 4, 4), 0.29, 0.7),
-               "stage3": fixed((B, 9, 2, 2), 0.37, 1.1), "embedding": fixed((B, 10), 0.19, 0.2)}
+    # the teacher's stages are read before their last ReLU (mdistiller's ``preact_feats``)
+    teacher = {"stage1.preact": fixed((B, 5, 16, 16), 0.13, 0.3), "stage2.preact": fixed((B, 7, 4, 4), 0.29, 0.7),
+               "stage3.preact": fixed((B, 9, 2, 2), 0.37, 1.1), "embedding": fixed((B, 10), 0.19, 0.2)}
     return student, teacher
 
 
@@ -69,6 +70,7 @@ def test_outputs_take_the_teachers_shapes_and_the_stage_count_is_a_hyperparamete
     assert [tuple(f.shape) for f in fused] == [(B, 5, 16, 16), (B, 7, 4, 4), (B, 9, 2, 2), (B, 10, 1, 1)]
     assert extras.abfs[-1].att_conv is None and all(a.att_conv is not None for a in extras.abfs[:-1])
     assert ReviewKD(stages=4).student_features == ("stage1", "stage2", "stage3", "stage4", "embedding")
+    assert ReviewKD(stages=2).teacher_features == ("stage1.preact", "stage2.preact", "embedding")
 
 
 def test_warm_up_scales_with_the_protocol():

@@ -15,7 +15,10 @@ b84f547c5db6a35318d4671d7d5c4de74c822403, ``models.model_dict[name](num_classes=
 In that scratch run the reference models' state dicts (random weights and batch-norm
 statistics) were also loaded into ours: logits were bit-identical in eval and train mode,
 the updated batch-norm statistics too, and every feature point equalled the tensor at the
-same place of the reference's ``forward(x, is_feat=True)`` list.
+same place of the reference's ``forward(x, is_feat=True)`` list; ``stage<k>.preact`` equalled
+(bit for bit, train and eval mode) the same place of ``forward(x, is_feat=True, preact=True)``
+for resnet20, resnet8x4, ResNet50, wrn_16_2, vgg8, MobileNetV2, ShuffleNetV1 and ShuffleNetV2
+(RepDistiller at eedab9d).
 
 For torchvision's ResNets the reference is torchvision itself: parameter counts and MACs
 (GFLOPs in torchvision's naming) as published in ``ResNet18_Weights.IMAGENET1K_V1.meta``
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import pytest
 import torch
@@ -113,7 +117,7 @@ def test_feature_points_are_declared_and_shaped(name):
     """stem, stage1..N at non-increasing resolution, backbone.out = stageN, embedding = the classifier's input."""
     task = TASKS.get("classification")()
     points = task.feature_points(name)
-    stages = sorted(p for p in points if p.startswith("stage"))
+    stages = sorted(p for p in points if re.fullmatch(r"stage\d+", p))
     assert {"stem", "backbone.out", "embedding"} <= set(points) and len(stages) in (3, 4)
     assert points["backbone.out"] == points[stages[-1]]
     model = on_meta(name, 100)
@@ -126,12 +130,36 @@ def test_feature_points_are_declared_and_shaped(name):
     assert sizes == sorted(sizes, reverse=True)
     classifier = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
     assert features["embedding"].shape == (2, classifier.in_features)
+    preacts = [f"{s}.preact" for s in stages]
+    if not name.startswith("torchvision"):  # ImageNet models: no method reads their pre-activations yet
+        assert [features[p].shape for p in preacts] == [features[s].shape for s in stages]
+
+
+#: zoo models whose stages end with a ReLU right after the pre-activation point
+RELU_AFTER_PREACT = ["tinyresnet_8", "resnet8", "resnet8x4", "ResNet50", "vgg8", "ShuffleNetV1"]
+
+
+@pytest.mark.parametrize("name", RELU_AFTER_PREACT)
+def test_stage_output_is_the_relu_of_its_pre_activation(name):
+    """``stage<k>.preact`` is the tensor the stage's last ReLU reads, recorded before that ReLU runs
+    (an in-place ReLU would overwrite it): ReLU(preact) == stage output, and preact has negatives."""
+    task = TASKS.get("classification")()
+    points = task.feature_points(name)
+    torch.manual_seed(0)
+    model = MODELS.get(name)(num_classes=10).train()
+    _, features = FeatureRecorder(model, points).record(lambda: model(torch.randn(2, 3, 32, 32)))
+    for k in range(1, 1 + sum(bool(re.fullmatch(r"stage\d+", p)) for p in points)):
+        pre, post = features[f"stage{k}.preact"], features[f"stage{k}"]
+        assert torch.equal(pre.relu(), post) and (pre < 0).any()
 
 
 def test_feature_points_of_other_models_are_unchanged():
     task = TASKS.get("classification")()
     assert task.feature_points("tinyresnet_8") == {"backbone.out": "stages", "embedding": "pool", "stem": "stem",
-                                                   "stage1": "stages.0", "stage2": "stages.1", "stage3": "stages.2"}
+                                                   "stage1": "stages.0", "stage2": "stages.1", "stage3": "stages.2",
+                                                   "stage1.preact": "stages.0.preact",
+                                                   "stage2.preact": "stages.1.preact",
+                                                   "stage3.preact": "stages.2.preact"}
     assert task.feature_points("no_such_model") == {}
 
 

@@ -73,7 +73,10 @@ class MobileNetV2(nn.Module):
 
 
 # the reference's f1..f4 are the outputs of stages 1, 2, 4 and 6 (0-based), at 16, 8, 4 and 2 pixels
-POINTS = stage_points("conv1", ("blocks.1", "blocks.2", "blocks.4", "blocks.6"), "avgpool")
+# the reference's forward ignores ``preact=True`` (its stages end without a ReLU), so ``stage<k>.preact`` is
+# ``stage<k>``
+POINTS = stage_points("conv1", ("blocks.1", "blocks.2", "blocks.4", "blocks.6"), "avgpool",
+                      ("blocks.1", "blocks.2", "blocks.4", "blocks.6"))
 
 register("MobileNetV2", MobileNetV2, POINTS,
          "MobileNetV2 with width 0.5 and expansion 6 for 32x32 inputs, RepDistiller mobile_half.")

@@ -5,8 +5,9 @@ average pooling and a linear classifier. ``resnet<d>`` has widths 16/16/32/64
 (stem/stages); ``resnet8x4`` and ``resnet32x4`` are the 4x wider variants of the
 CRD table (32/64/128/256). Module names equal the reference's, so its state
 dicts (``conv1``, ``bn1``, ``layer<k>.<i>.conv1``, ``...downsample.0``, ``fc``)
-load unchanged. Blocks return one tensor (the reference's last block of each
-stage also returns its pre-activation, for ``is_feat=True, preact=True``).
+load unchanged. Blocks return one tensor; the reference's last block of each
+stage also returns its pre-activation (for ``is_feat=True, preact=True``), which
+here passes through each block's :class:`PreActivation` marker (``stage<k>.preact``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from torch import nn
 
 from tasks.classification.cifar_zoo.init import he_fan_out
 from tasks.classification.cifar_zoo.layers import WindowAvgPool
-from tasks.classification.cifar_zoo.registration import register, stage_points
+from tasks.classification.cifar_zoo.registration import PreActivation, register, stage_points
 
 
 class BasicBlock(nn.Module):
@@ -32,11 +33,12 @@ class BasicBlock(nn.Module):
         self.downsample = None
         if stride != 1 or cin != cout:
             self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.preact = PreActivation()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
         shortcut = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + shortcut)
+        return F.relu(self.preact(out + shortcut))
 
 
 class CifarResNet(nn.Module):
@@ -65,13 +67,18 @@ class CifarResNet(nn.Module):
         return self.fc(self.avgpool(x))
 
 
-POINTS = stage_points("relu", ("layer1", "layer2", "layer3"), "avgpool")
+def points(depth: int):
+    """Feature points of ``CifarResNet(depth)``: a stage's pre-activation is its last block's."""
+    last = (depth - 2) // 6 - 1
+    stages = ("layer1", "layer2", "layer3")
+    return stage_points("relu", stages, "avgpool", tuple(f"{s}.{last}.preact" for s in stages))
+
 
 _NARROW, _WIDE = (16, 16, 32, 64), (32, 64, 128, 256)
 for _depth in (8, 14, 20, 32, 44, 56, 110):
-    register(f"resnet{_depth}", lambda c, d=_depth: CifarResNet(d, _NARROW, c), POINTS,
+    register(f"resnet{_depth}", lambda c, d=_depth: CifarResNet(d, _NARROW, c), points(_depth),
              f"CIFAR ResNet-{_depth} (widths 16/32/64), RepDistiller resnet{_depth}.")
 for _depth in (8, 32):
-    register(f"resnet{_depth}x4", lambda c, d=_depth: CifarResNet(d, _WIDE, c), POINTS,
+    register(f"resnet{_depth}x4", lambda c, d=_depth: CifarResNet(d, _WIDE, c), points(_depth),
              f"CIFAR ResNet-{_depth} with 4x widths (64/128/256 after a 32-wide stem), RepDistiller "
              f"resnet{_depth}x4.")

@@ -16,7 +16,7 @@ from torch import nn
 
 from tasks.classification.cifar_zoo.init import he_fan_out
 from tasks.classification.cifar_zoo.layers import adaptive_pool
-from tasks.classification.cifar_zoo.registration import register, stage_points
+from tasks.classification.cifar_zoo.registration import PreActivation, register, stage_points
 
 
 class Bottleneck(nn.Module):
@@ -36,12 +36,13 @@ class Bottleneck(nn.Module):
         self.shortcut = nn.Sequential()  # identity, as in the reference (no state-dict keys)
         if stride != 1 or cin != cout:
             self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.preact = PreActivation()  # the reference's ``is_last`` pre-activation (``stage<k>.preact``)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = F.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return F.relu(out + self.shortcut(x))
+        return F.relu(self.preact(out + self.shortcut(x)))
 
 
 class CifarResNet50(nn.Module):
@@ -69,7 +70,9 @@ class CifarResNet50(nn.Module):
         return self.linear(self.avgpool(x))
 
 
-POINTS = stage_points("relu", ("layer1", "layer2", "layer3", "layer4"), "avgpool")
+STAGES = ("layer1", "layer2", "layer3", "layer4")
+POINTS = stage_points("relu", STAGES, "avgpool",
+                      tuple(f"{s}.{n - 1}.preact" for s, n in zip(STAGES, (3, 4, 6, 3), strict=True)))
 
 register("ResNet50", CifarResNet50, POINTS,
          "ResNet-50 (bottleneck 3-4-6-3) with a CIFAR stem for 32x32 inputs, RepDistiller resnetv2.ResNet50.")

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tasks.classification.cifar_zoo.layers import WindowAvgPool, channel_shuffle
-from tasks.classification.cifar_zoo.registration import register, stage_points
+from tasks.classification.cifar_zoo.registration import PreActivation, register, stage_points
 
 
 class ShuffleUnit(nn.Module):
@@ -35,13 +35,14 @@ class ShuffleUnit(nn.Module):
         self.bn2 = nn.BatchNorm2d(mid)
         self.conv3 = nn.Conv2d(mid, cout, 1, groups=groups, bias=False)
         self.bn3 = nn.BatchNorm2d(cout)
+        self.preact = PreActivation()  # the reference's ``is_last`` pre-activation (``stage<k>.preact``)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = channel_shuffle(F.relu(self.bn1(self.conv1(x))), self.first_groups)
         out = self.bn3(self.conv3(F.relu(self.bn2(self.conv2(out)))))
         if self.stride == 2:
-            return F.relu(torch.cat([out, F.avg_pool2d(x, 3, 2, 1)], 1))
-        return F.relu(out + x)
+            return F.relu(self.preact(torch.cat([out, F.avg_pool2d(x, 3, 2, 1)], 1)))
+        return F.relu(self.preact(out + x))
 
 
 class ShuffleNetV1(nn.Module):
@@ -69,7 +70,8 @@ class ShuffleNetV1(nn.Module):
         return self.linear(self.pool(x))
 
 
-POINTS = stage_points("relu", ("layer1", "layer2", "layer3"), "pool")
+POINTS = stage_points("relu", ("layer1", "layer2", "layer3"), "pool",
+                      ("layer1.3.preact", "layer2.7.preact", "layer3.3.preact"))
 
 register("ShuffleNetV1", ShuffleNetV1, POINTS,
          "ShuffleNet V1 (3 groups, widths 240/480/960) for 32x32 inputs, RepDistiller ShuffleV1.")

@@ -18,15 +18,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from tasks.classification.cifar_zoo.layers import WindowAvgPool, channel_shuffle
-from tasks.classification.cifar_zoo.registration import register, stage_points
+from tasks.classification.cifar_zoo.registration import PreActivation, register, stage_points
 
 
 class BasicUnit(nn.Module):
     """Channel split; one half through 1x1-BN-ReLU, 3x3 depthwise-BN, 1x1-BN-ReLU; concat and shuffle."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, last: bool = False):
         super().__init__()
         half = channels // 2
+        # the last unit of a stage records the reference's ``is_last`` pre-activation (``stage<k>.preact``):
+        # the kept half and the branch before its last ReLU, concatenated, before the shuffle
+        self.preact = PreActivation() if last else None
         self.conv1 = nn.Conv2d(half, half, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(half)
         self.conv2 = nn.Conv2d(half, half, 3, 1, 1, groups=half, bias=False)
@@ -37,9 +40,10 @@ class BasicUnit(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1] // 2
         kept, moved = x[:, :c], x[:, c:]
-        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(moved)))))
-        out = F.relu(self.bn3(self.conv3(out)))
-        return channel_shuffle(torch.cat([kept, out], 1), 2)
+        out = self.bn3(self.conv3(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(moved)))))))
+        if self.preact is not None:
+            self.preact(torch.cat([kept, out], 1))
+        return channel_shuffle(torch.cat([kept, F.relu(out)], 1), 2)
 
 
 class DownUnit(nn.Module):
@@ -78,7 +82,8 @@ class ShuffleNetV2(nn.Module):
         self.relu1 = nn.ReLU()
         cin = 24
         for k, (cout, n) in enumerate(zip(widths, units, strict=True), start=1):
-            self.add_module(f"layer{k}", nn.Sequential(DownUnit(cin, cout), *(BasicUnit(cout) for _ in range(n))))
+            units_k = (BasicUnit(cout, last=i == n - 1) for i in range(n))
+            self.add_module(f"layer{k}", nn.Sequential(DownUnit(cin, cout), *units_k))
             cin = cout
         self.conv2 = nn.Conv2d(cin, last_channels, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(last_channels)
@@ -92,7 +97,8 @@ class ShuffleNetV2(nn.Module):
         return self.linear(self.pool(self.relu2(self.bn2(self.conv2(x)))))
 
 
-POINTS = stage_points("relu1", ("layer1", "layer2", "layer3"), "pool")
+POINTS = stage_points("relu1", ("layer1", "layer2", "layer3"), "pool",
+                      ("layer1.3.preact", "layer2.7.preact", "layer3.3.preact"))
 
 register("ShuffleNetV2", ShuffleNetV2, POINTS,
          "ShuffleNet V2 1x (widths 116/232/464) for 32x32 inputs, RepDistiller ShuffleV2.")

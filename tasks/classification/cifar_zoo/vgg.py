@@ -66,7 +66,9 @@ class VGG(nn.Module):
         return self.classifier(self.pool4(x))
 
 
-POINTS = stage_points("relu0", ("relu1", "relu2", "relu3", "relu4"), "pool4")
+# ``stage<k>.preact`` is block k's output, before relu<k> (the reference's ``f<k>_pre``)
+POINTS = stage_points("relu0", ("relu1", "relu2", "relu3", "relu4"), "pool4",
+                      ("block1", "block2", "block3", "block4"))
 
 for _name, _config in CONFIGS.items():
     register(_name, lambda c, cfg=_config: VGG(cfg, c), POINTS,

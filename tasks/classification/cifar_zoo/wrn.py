@@ -76,7 +76,10 @@ class WideResNet(nn.Module):
 
 
 # stem and stages are the reference's f0..f3: the stage outputs before the next block's BN-ReLU
-POINTS = stage_points("conv1", ("block1", "block2", "block3"), "pool")
+# ``stage<k>.preact``: the reference's ``preact=True`` returns f1..f3 through the BN that reads them next
+# (``block2.layer[0].bn1(f1)``, ``block3.layer[0].bn1(f2)``, ``bn1(f3)``), i.e. those modules' outputs here
+POINTS = stage_points("conv1", ("block1", "block2", "block3"), "pool",
+                      ("block2.layer.0.bn1", "block3.layer.0.bn1", "bn1"))
 
 for _depth, _widen in ((16, 1), (16, 2), (40, 1), (40, 2)):
     register(f"wrn_{_depth}_{_widen}", lambda c, d=_depth, k=_widen: WideResNet(d, k, c), POINTS,

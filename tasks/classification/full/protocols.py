@@ -46,13 +46,16 @@ def cifar100_pairs() -> list[tuple[str, str]]:
 
 
 def cifar100_protocol(teacher: str, student: str) -> Protocol:
-    """The recipe of ``cifar100.toml`` for one pair, checked like a protocol file."""
+    """The recipe of ``cifar100.toml`` for one pair (with the pair's ``feature_stages``, if any), checked
+    like a protocol file."""
     recipe = copy.deepcopy(_cifar100_file()["recipe"])
+    [pair] = [p for p in _cifar100_file()["pairs"] if (p["teacher"], p["student"]) == (teacher, student)]
+    extra = {key: value for key, value in pair.items() if key not in ("teacher", "student")}
     name = f"cifar100-{teacher}-{student}"
     lrs = dict(recipe["schedule"].get("lr_by_model", ()))
     schedule = recipe["schedule"]
     data = {
-        **recipe, "name": name, "student": student,
+        **recipe, **extra, "name": name, "student": student,
         "teacher": {"model": teacher, "schedule": copy.deepcopy(schedule), "seed": 0},
         "description": (
             f"CIFAR-100 (official 50k train / 10k test), teacher {teacher} -> student {student}, the "
