@@ -399,6 +399,36 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     return 0 if report.complete else 1
 
 
+def cmd_teachers(args: argparse.Namespace) -> int:
+    """``kdbench teachers list|ship|verify``: the repository's shipped teachers (:mod:`bench.shipped_teachers`)."""
+    from bench.protocol import get_protocol, protocols_of_tier
+    from bench.runner import RunOptions
+    from bench.shipped_teachers import manifest, ship_protocol, shipped_root, verify_protocol
+
+    if args.teachers_command == "list":
+        entries = manifest()
+        if not entries:
+            print(f"no shipped teachers in {shipped_root()}")
+        for _, entry in sorted(entries.items(), key=lambda kv: (kv[1]["protocol"], kv[1]["role"], kv[1]["model"])):
+            metrics = ", ".join(f"{k} {v:.2f}" for k, v in entry["metrics"].items() if isinstance(v, float | int))
+            print(f"{entry['protocol']} {entry['role']} {entry['model']}: {entry['file']} ({metrics}; commit "
+                  f"{(entry.get('commit') or '?')[:7]}, {entry.get('processor')})")
+        return 0
+    protocols = [get_protocol(name) for name in args.protocols] if args.protocols else protocols_of_tier("mini")
+    options = RunOptions(progress=not args.quiet)
+    if args.teachers_command == "ship":
+        for protocol in protocols:
+            print("\n".join(ship_protocol(protocol, options)), flush=True)
+        return 0
+    all_ok = True
+    with tempfile.TemporaryDirectory(prefix="kdbench-verify-") as cache:
+        for protocol in protocols:
+            lines, ok = verify_protocol(protocol, options, Path(cache) / protocol.name)
+            print("\n".join(lines), flush=True)
+            all_ok = all_ok and ok
+    return 0 if all_ok else 1
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     results, out = render_folders(args)
     print(render(results, out, args.overwrite))
@@ -624,6 +654,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="cifar100, cifar10, imagenet or imagefolder")
     p.add_argument("--data-root", required=True, help="the folder holding the dataset (or its usual subfolder)")
     p.set_defaults(func=cmd_data_check)
+
+    p = sub.add_parser("teachers", help="the teachers shipped in leaderboard/teachers: list them, ship a "
+                                        "protocol's, or retrain and compare (`kdbench teachers verify`)")
+    teachers = p.add_subparsers(dest="teachers_command", required=True)
+    teachers.add_parser("list", help="every shipped teacher: protocol, role, model, file, test metrics, where trained")
+    for command, text in (("ship", "train (or take from the cache) the teachers, ensemble members and assistants "
+                                   "of these protocols and add them to leaderboard/teachers"),
+                          ("verify", "retrain each shipped teacher of these protocols from its recipe in a "
+                                     "temporary cache and compare: bit-identical, or both test metrics (exit 1 "
+                                     "when a file that should be bit-identical here is not)")):
+        q = teachers.add_parser(command, help=text)
+        q.add_argument("--protocols", nargs="+", help="these protocols (default: the mini tier's)")
+        q.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_teachers)
 
     p = sub.add_parser("leaderboard", help="render Markdown and CSV tables from result records")
     p.add_argument("--results", default=DEFAULT_RESULTS, help=f"records folder (default: {DEFAULT_RESULTS})")

@@ -54,6 +54,12 @@ class RunOptions:
     #: where the protocol came from when it is not registered (a ``--protocol-file``: path and sha256),
     #: named in the record's protocol block
     protocol_source: str | None = None
+    #: use the repository's shipped teachers for the recipes they cover (:mod:`bench.shipped_teachers`);
+    #: False trains every recipe (or takes it from the cache), as ``kdbench teachers verify`` does
+    shipped_teachers: bool = True
+
+    def teacher_zoo(self) -> TeacherZoo:
+        return TeacherZoo(shipped=self.shipped_teachers)
 
 
 class Workspace:
@@ -79,7 +85,7 @@ class Workspace:
     def teacher(self) -> Teacher:
         """The protocol's teacher: the user's file, or trained by the suite and cached."""
         if self._teacher is None:
-            zoo, opts = TeacherZoo(), self.options
+            zoo, opts = self.options.teacher_zoo(), self.options
             if opts.teacher_file:
                 self._teacher = zoo.from_file(self.protocol, self.task, self.splits, opts.teacher_file,
                                               opts.teacher_sha256)
@@ -94,7 +100,7 @@ class Workspace:
         stops the run before any training.
         """
         if self._ensemble is None:
-            zoo, opts, recipes = TeacherZoo(), self.options, self.protocol.ensemble
+            zoo, opts, recipes = self.options.teacher_zoo(), self.options, self.protocol.ensemble
             if opts.ensemble_files and len(opts.ensemble_files) != len(recipes):
                 raise ConfigError(f"protocol {self.protocol.key!r} has {len(recipes)} ensemble teachers "
                                   f"({', '.join(r.model for r in recipes)}), but {len(opts.ensemble_files)} "
@@ -125,9 +131,10 @@ class Workspace:
             validate_chain(self.task, self.protocol.teacher.model, assistants, self.protocol.student,
                            len(self.classes))
             models = [self.teacher()]
+            zoo = self.options.teacher_zoo()
             for name in assistants:
-                models.append(TeacherZoo().assistant(self.protocol, self.task, self.splits, self.data, name, models[-1],
-                                                     kd_hparams, progress=self.options.progress))
+                models.append(zoo.assistant(self.protocol, self.task, self.splits, self.data, name, models[-1],
+                                            kd_hparams, progress=self.options.progress))
             self._chains[key] = models
         return self._chains[key]
 

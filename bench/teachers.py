@@ -44,6 +44,7 @@ from bench.errors import TeacherMismatchError
 from bench.identity import json_ready, schedule_spec, sha256_json, training_code_digest
 from bench.paths import CacheIntegrityWarning, atomic_save, atomic_write_text, cache_dir, sha256_file
 from bench.protocol import Protocol, TeacherRecipe
+from bench.shipped_teachers import shipped_file, shipped_root
 from bench.task import Split, Task
 
 
@@ -61,12 +62,20 @@ class Teacher:
     #: the class names it predicts, in output order (None: not recorded, e.g. a user file)
     classes: tuple[str, ...] | None = None
     seed: int | None = None
+    #: the recipe key that names a suite-trained teacher (:func:`recipe_hash`, an assistant's
+    #: :func:`assistant_hash`); empty for a user's file
+    recipe_key: str = ""
+    #: loaded from the repository's shipped teachers (:mod:`bench.shipped_teachers`), not trained here
+    shipped: bool = False
 
     def describe(self) -> dict[str, Any]:
-        return {
+        described = {
             "model": self.model_name, "sha256": self.sha256, "source": self.source,
             "metrics": self.metrics, "train_seconds": self.train_seconds, "seed": self.seed,
         }
+        if self.shipped:  # said only when so: records of trained teachers keep their shape
+            described["shipped"] = True
+        return described
 
 
 def recipe_hash(protocol: Protocol, data: str, recipe: TeacherRecipe | None = None) -> str:
@@ -281,10 +290,27 @@ def _load_failure(exc: Exception) -> str:
 
 
 class TeacherZoo:
-    """Train-or-load teachers keyed by their recipe hash (assistants by theirs)."""
+    """Train-or-load teachers keyed by their recipe hash (assistants by theirs): the repository's shipped
+    file for the recipe if there is one (:mod:`bench.shipped_teachers`), else the cache, else trained now."""
 
-    def __init__(self, root: Path | None = None):
+    def __init__(self, root: Path | None = None, shipped: bool = True):
         self.root = Path(root) if root else cache_dir() / "teachers"
+        self.shipped_root = shipped_root() if shipped else None
+
+    def _shipped(self, task: Task, splits: dict[str, Split], model_name: str, key: str,
+                 source: str) -> Teacher | None:
+        """The shipped teacher of recipe ``key``, when one is shipped and intact."""
+        found = shipped_file(key, self.shipped_root) if self.shipped_root is not None else None
+        if found is None:
+            return None
+        path, entry = found
+        classes = tuple(splits["train"].classes)
+        model = task.build_model(model_name, len(classes))
+        sha = load_state_dict_checked(model, path, entry["sha256"], model_name)
+        teacher = Teacher(model, model_name, sha, source, entry["metrics"], entry["train_seconds"], str(path),
+                          tuple(entry["classes"]), recipe_key=key, shipped=True)
+        check_label_space(teacher, classes, f"shipped teacher {path}")
+        return teacher
 
     def paths(self, protocol: Protocol, data: str, recipe: TeacherRecipe | None = None) -> tuple[Path, Path]:
         """The cached weights and sidecar of ``recipe`` on data ``data``, trained by today's code."""
@@ -300,11 +326,14 @@ class TeacherZoo:
         """A teacher trained from ``recipe`` (default: the protocol's teacher) on ``splits``, whose
         fingerprint is ``data``: cached, or trained now."""
         recipe = recipe or protocol.teacher
-        weights, meta_path = self.paths(protocol, data, recipe)
-        teacher = self._load(task, splits, recipe.model, weights, meta_path, "zoo")
+        key = recipe_hash(protocol, data, recipe)
+        teacher = self._shipped(task, splits, recipe.model, key, "zoo")
         if teacher is None:
-            teacher = self._train(protocol, task, splits, recipe, weights, meta_path, progress)
-        teacher.seed = recipe.seed
+            weights, meta_path = self.paths(protocol, data, recipe)
+            teacher = self._load(task, splits, recipe.model, weights, meta_path, "zoo")
+            if teacher is None:
+                teacher = self._train(protocol, task, splits, recipe, weights, meta_path, progress)
+        teacher.seed, teacher.recipe_key = recipe.seed, key
         return teacher
 
     def assistant(self, protocol: Protocol, task: Task, splits: dict[str, Split], data: str, model_name: str,
@@ -313,7 +342,9 @@ class TeacherZoo:
         ``taught_by`` on the protocol's student schedule; cached by its recipe like a teacher."""
         key = assistant_hash(protocol, model_name, taught_by.sha256, kd_hparams, data)
         weights, meta_path = self.root / "assistants" / f"{key}.pt", self.root / "assistants" / f"{key}.json"
-        assistant = self._load(task, splits, model_name, weights, meta_path, "assistant")
+        assistant = self._shipped(task, splits, model_name, key, "assistant")
+        if assistant is None:
+            assistant = self._load(task, splits, model_name, weights, meta_path, "assistant")
         if assistant is None:
             from bench.distill import TeacherInput
             from bench.registry import METHODS
@@ -330,7 +361,7 @@ class TeacherZoo:
                                     weights, meta_path, progress, METHODS.get("kd")(**kd_hparams), teaching,
                                     source="assistant", extra_meta={"taught_by": taught_by.sha256,
                                                                     "kd": kd_hparams})
-        assistant.seed = protocol.teacher.seed
+        assistant.seed, assistant.recipe_key = protocol.teacher.seed, key
         return assistant
 
     @staticmethod

@@ -10,10 +10,13 @@ import torch
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
-    """Generated data, teachers and teacher outputs go to a fresh folder, never the user's cache."""
+    """Generated data, teachers and teacher outputs go to a fresh folder, never the user's cache; the
+    repository's shipped teachers are not used (an empty folder stands for them), so every test trains
+    its teachers from their recipes whatever the repository ships."""
     path = tmp_path_factory.mktemp("kdbench-cache")
     mp = pytest.MonkeyPatch()
     mp.setenv("KDBENCH_CACHE", str(path))
+    mp.setenv("KDBENCH_SHIPPED_TEACHERS", str(tmp_path_factory.mktemp("no-shipped-teachers")))
     torch.set_num_threads(1)
     yield path
     mp.undo()
@@ -26,11 +29,16 @@ def smoke_protocol():
     return get_protocol("classification-smoke")
 
 
-@pytest.fixture
-def tiny_protocol(smoke_protocol):
+def tiny_protocol_of(smoke_protocol):
     """The smoke protocol cut to one epoch and one seed, for tests that train many times."""
     schedule = dataclasses.replace(smoke_protocol.schedule, epochs=1)
     return dataclasses.replace(smoke_protocol, name="classification-tiny", schedule=schedule, seeds=(0,))
+
+
+@pytest.fixture
+def tiny_protocol(smoke_protocol):
+    """:func:`tiny_protocol_of` the smoke protocol."""
+    return tiny_protocol_of(smoke_protocol)
 
 
 @pytest.fixture
