@@ -234,6 +234,23 @@ def table_printer(results: Path, total: int):
     return show
 
 
+def provisional_printer(results: Path):
+    """What ``suite`` calls when every method of a protocol has its first seed done and more seeds are
+    to come: that protocol's table so far, said to be provisional (the records of one seed, no
+    comparison stands on them)."""
+    from bench.results import iter_records
+    from leaderboard.render import build_tables, render_sections
+
+    def show(protocol, seed: int) -> None:
+        tables = build_tables(iter_records(results / protocol.key))
+        print(f"\n{protocol.key}: provisional table, every method's seed {seed} is done and "
+              f"{len(protocol.seeds) - 1} more seed(s) are running; the final table, with its comparisons, "
+              "follows when they are\n", flush=True)
+        print(render_sections(tables), flush=True)
+
+    return show
+
+
 def render_folders(args: argparse.Namespace) -> tuple[Path, Path]:
     """(records, tables) of ``suite`` and ``leaderboard``: RESULTS and ``--out`` (default RESULTS/leaderboard);
     the published folders with ``--publish`` only."""
@@ -330,10 +347,11 @@ def cmd_suite(args: argparse.Namespace) -> int:
         groups += [([p.protocol], replace(options, data_root=p.data_root, teacher_file=p.teacher_file,
                                           protocol_source=sources.get(p.protocol.key))) for p in planned]
     show = table_printer(results, sum(len(protocols) for protocols, _ in groups)) if not args.quiet else None
+    early = provisional_printer(results) if not args.quiet else None
     for protocols, group_options in groups:
         if protocols:
             run_suite(args.tier, str(results), group_options, jobs=args.jobs, methods=args.methods,
-                      protocols=protocols, on_protocol_done=show)
+                      protocols=protocols, on_protocol_done=show, on_first_seed_done=early)
     if not results.is_dir():  # every protocol skipped (full data missing): nothing to render, not a failure
         print(f"no records in {results}: nothing ran, no tables written")
         return 0

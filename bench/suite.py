@@ -191,18 +191,23 @@ Job = tuple[Protocol, str, int, str, RunOptions]  # protocol, method, seed, resu
 
 def pending_jobs(protocol: Protocol, methods: list[str], store: ResultsStore, options: RunOptions) -> list[Job]:
     """The (method, seed) runs of ``protocol`` whose identity (``bench.runner.run_identity``) the store
-    does not hold yet (all of them with ``options.force``); nothing is loaded or trained to tell."""
+    does not hold yet (all of them with ``options.force``); nothing is loaded or trained to tell.
+
+    Seed-major: every method's first seed, then every method's second, ..., so that a provisional table
+    of every method (one seed) is possible long before the protocol is done (:class:`JobQueue`)."""
     data = data_fingerprint(protocol.dataset, options.data_root)
-    return [(protocol, m, s, str(store.root), options) for m in methods for s in protocol.seeds
+    return [(protocol, m, s, str(store.root), options) for s in protocol.seeds for m in methods
             if options.force or not store.exists(protocol.key, run_identity(protocol, m, s, options, data))]
 
 
 def run_suite(tier: str, results: str, options: RunOptions, jobs: int = 2,
               methods: list[str] | None = None, protocols: list[str | Protocol] | None = None,
-              on_protocol_done: Callable[[Protocol], None] | None = None) -> list[Protocol]:
+              on_protocol_done: Callable[[Protocol], None] | None = None,
+              on_first_seed_done: Callable[[Protocol, int], None] | None = None) -> list[Protocol]:
     """Run the tier's protocols (or the given ones: names, or protocols such as a user's file) with their
     applicable methods and seeds; ``on_protocol_done(protocol)`` is called (in this thread) as soon as
-    the last run of a protocol that had runs to do is finished."""
+    the last run of a protocol that had runs to do is finished, ``on_first_seed_done(protocol, seed)``
+    when every method's first pending seed is done and other runs of the protocol remain."""
     chosen = ([p if isinstance(p, Protocol) else get_protocol(p) for p in protocols] if protocols
               else protocols_of_tier(tier))
     check_method_names(methods, chosen)
@@ -217,7 +222,8 @@ def run_suite(tier: str, results: str, options: RunOptions, jobs: int = 2,
     with stop_on_signals():
         for protocol, names, _ in plans:
             check_and_profile(protocol, names, options)
-        with JobQueue(jobs, sum(len(p) for _, _, p in plans), options.progress, on_protocol_done) as jobs_queue:
+        with JobQueue(jobs, sum(len(p) for _, _, p in plans), options.progress, on_protocol_done,
+                      on_first_seed_done) as jobs_queue:
             for protocol, names, pending in plans:
                 prepare(protocol, names, options)
                 jobs_queue.submit(pending)
@@ -237,12 +243,15 @@ class JobQueue:
     block cancels every queued job and stops every worker at once (see the module docstring)."""
 
     def __init__(self, jobs: int, total: int, progress: bool,
-                 on_protocol_done: Callable[[Protocol], None] | None = None):
+                 on_protocol_done: Callable[[Protocol], None] | None = None,
+                 on_first_seed_done: Callable[[Protocol, int], None] | None = None):
         self.progress = progress
         self.bar = tqdm(total=total, desc="runs", unit="run", disable=None if progress else True)
         self.report = ProgressLines(total, max(jobs, 1)) if progress and self.bar.disable else None
         self.on_protocol_done = on_protocol_done
+        self.on_first_seed_done = on_first_seed_done
         self._left: dict[str, int] = {}  # protocol key -> its runs not finished yet
+        self._first_seed: dict[str, tuple[int, int]] = {}  # protocol key -> (its first pending seed, runs left)
         self._protocols: dict[str, Protocol] = {}
         self._finished: queue.SimpleQueue[RunDone] = queue.SimpleQueue()  # filled by the pool's thread
         self.pool = None
@@ -255,9 +264,12 @@ class JobQueue:
 
     def submit(self, todo: list[Job]) -> None:
         self._raise_first_failure()
-        for protocol, *_ in todo:
+        for protocol, _, seed, *_ in todo:
             self._left[protocol.key] = self._left.get(protocol.key, 0) + 1
             self._protocols[protocol.key] = protocol
+            first, left = self._first_seed.setdefault(protocol.key, (seed, 0))
+            if seed == first:
+                self._first_seed[protocol.key] = (first, left + 1)
         for protocol, method, seed, root, options in todo:
             if self.pool is None:
                 self._finished.put(_run_and_report(protocol, method, seed, root,
@@ -287,6 +299,11 @@ class JobQueue:
             if self.report is not None:
                 self.report.line(done)
             self._left[done.protocol] -= 1
+            first, left = self._first_seed[done.protocol]
+            if done.seed == first:
+                self._first_seed[done.protocol] = (first, left - 1)
+                if left == 1 and self._left[done.protocol] > 0 and self.on_first_seed_done is not None:
+                    self.on_first_seed_done(self._protocols[done.protocol], first)
             if self._left[done.protocol] == 0 and self.on_protocol_done is not None:
                 self.on_protocol_done(self._protocols[done.protocol])
 

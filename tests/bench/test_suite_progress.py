@@ -35,6 +35,26 @@ def test_each_protocol_is_announced_when_its_last_run_is_done(tmp_path):
     assert len(done) == 2  # nothing left to run: nothing announced again
 
 
+def test_runs_go_seed_major_and_a_provisional_table_comes_after_every_methods_first_seed(tmp_path):
+    """Every method's first seed runs before any second seed, so the CLI can print a provisional table of
+    every method long before the protocol is done; announced once, with the first seed's records written."""
+    from bench.results import ResultsStore
+    from bench.suite import pending_jobs
+
+    protocol = get_protocol("classification-smoke")
+    order = [(m, s) for _, m, s, *_ in pending_jobs(protocol, ["baseline", "kd"], ResultsStore(tmp_path),
+                                                    RunOptions())]
+    assert order == [(m, s) for s in protocol.seeds for m in ("baseline", "kd")]
+    early, done = [], []
+
+    def first_seed_done(p, seed):
+        early.append((p.key, seed, sorted(f.parent.parent.name for f in (tmp_path / p.key).rglob("seed-*.json"))))
+
+    run_suite("smoke", str(tmp_path), RunOptions(progress=False), jobs=1, methods=["baseline", "kd"],
+              protocols=[protocol], on_protocol_done=done.append, on_first_seed_done=first_seed_done)
+    assert early == [(protocol.key, protocol.seeds[0], ["baseline", "kd"])] and len(done) == 1
+
+
 def test_the_cli_prints_progress_lines_and_the_table_before_the_leaderboard_when_piped(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "bench.cli", "suite", "--protocols", "classification-smoke", "--methods",
@@ -42,6 +62,7 @@ def test_the_cli_prints_progress_lines_and_the_table_before_the_leaderboard_when
         capture_output=True, text=True, check=True)
     out = result.stdout
     assert "[1/2] classification-smoke@v2 baseline seed" in out and "[2/2]" in out
+    provisional = out.index("classification-smoke@v2: provisional table, every method's seed 0 is done")
     announced = out.index("classification-smoke@v2: all its runs are done")
-    assert announced < out.index("# KDBench leaderboard")
+    assert provisional < announced < out.index("# KDBench leaderboard")
     assert "| baseline |" in out[announced:out.index("# KDBench leaderboard")]
