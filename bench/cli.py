@@ -126,7 +126,8 @@ def _options(args: argparse.Namespace, **extra):
     check_run_args(args)
     return RunOptions(
         device=args.device, teacher_output_cache=not args.no_teacher_cache,
-        data_root=args.data_root, progress=not args.quiet, force=args.force, workers=args.workers, **extra,
+        data_root=args.data_root, progress=not args.quiet, force=args.force, workers=args.workers,
+        validate_epochs=getattr(args, "validate_epochs", False), **extra,
     )
 
 
@@ -163,7 +164,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     seeds = tuple(args.seeds) if args.seeds else protocol.seeds
     options = _options(args, teacher_file=args.teacher, teacher_sha256=args.teacher_sha256,
                        ensemble_files=tuple(args.ensemble_teacher), hparams=parse_sets(args.set),
-                       protocol_source=file_source(args.protocol_file) if args.protocol_file else None)
+                       protocol_source=file_source(args.protocol_file) if args.protocol_file else None,
+                       # a line per epoch where no progress bar shows (a log file, a pipe)
+                       epoch_lines=not args.quiet and not sys.stdout.isatty())
     options.data_root = data_root_of(protocol, options.data_root)
     build_method(protocol, args.method, options.hparams)  # types and ranges of --set, before any data
     store = ResultsStore(args.results)
@@ -583,6 +586,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="data-loader worker processes for streamed datasets (ImageFolder, ImageNet); 0 reads in "
                         "the main process; results do not depend on it (default: CPU cores - 1, at most 8)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--validate-epochs", action="store_true",
+                   help="evaluate the student on the validation split after every epoch, into the per-epoch log "
+                        "next to each record (seed-N.epochs.csv); its time is not training time, no number changes")
 
 
 def _add_dataset_option(p: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.distill import Distiller
+from bench.epoch_log import EpochLog, EpochRow
 from bench.errors import DataError, KDBenchError, NonFiniteLossError
 from bench.protocol import Schedule
 from bench.task import Split, Task
@@ -111,6 +112,7 @@ def train(
     device: torch.device | None = None,
     model_name: str | None = None,
     stage: str = "main",
+    log: EpochLog | None = None,
 ) -> TrainStats:
     """Train ``distiller.student`` (and the method's extras) for ``schedule.epochs``.
 
@@ -121,6 +123,9 @@ def train(
 
     ``model_name`` is the architecture being trained (teacher, assistant or student): its base rate is
     ``schedule.lr_for(model_name)``. A schedule with per-model rates needs it (a ValueError otherwise).
+
+    ``log`` gets a row per epoch (:mod:`bench.epoch_log`: mean loss terms, rate, speed and, when it
+    validates, the validation metrics, whose time is left out of ``wall_seconds``); it changes no number.
 
     Raises :class:`NonFiniteLossError` naming the step and the loss terms as soon
     as the summed loss is NaN or infinite; the student is left as it was then. A split smaller than
@@ -153,10 +158,11 @@ def train(
     start = time.perf_counter()
     bar = tqdm(total=total, desc=desc, disable=None if progress else True, leave=False, unit="step",
                dynamic_ncols=True)  # None: shown on a terminal only
-    step = 0
+    step, logging_seconds = 0, 0.0
     batches = task.pair_batches if method.same_class_pairs else task.train_batches
     for epoch in range(epochs):
         bar.set_postfix_str(f"epoch {epoch + 1}/{epochs}", refresh=False)
+        epoch_start, epoch_steps, samples, sums = time.perf_counter(), 0, 0, {}
         for batch in batches(split, schedule.batch_size, augmentation, generator, schedule.drop_last):
             terms = distiller(batch.to(device))
             loss = sum(terms.values())
@@ -171,13 +177,39 @@ def train(
             lr_scheduler.step()
             method.after_step(step)
             bar.update(1)
+            if log is not None:
+                epoch_steps, samples = epoch_steps + 1, samples + len(batch.targets)
+                for name, value in terms.items():
+                    sums[name] = sums.get(name, 0.0) + value.detach()
+        if log is not None:
+            logging_seconds += log_epoch(log, distiller, stage, epoch, epochs, epoch_steps, samples, sums,
+                                         optimizer, time.perf_counter() - epoch_start)
     bar.close()
     distiller.stage = "main"
     stats.steps = step
-    stats.wall_seconds = time.perf_counter() - start
+    stats.wall_seconds = time.perf_counter() - start - logging_seconds
     if step:
         stats.final_losses = {k: float(v.detach()) for k, v in terms.items()}
     return stats
+
+
+def log_epoch(log: EpochLog, distiller: Distiller, stage: str, epoch: int, epochs: int, steps: int, samples: int,
+              sums: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, seconds: float) -> float:
+    """Hand ``log`` the epoch's row (validating if it asks); returns the seconds the validation took, which
+    are not training time. The modes of the student and the extras are restored afterwards."""
+    validation, validation_seconds = {}, 0.0
+    if log.validate is not None:
+        start = time.perf_counter()
+        modes = [(m, m.training) for m in (distiller.student, distiller.extras) if m is not None]
+        validation = log.validate()
+        for module, mode in modes:
+            module.train(mode)
+        validation_seconds = time.perf_counter() - start
+    log.add(EpochRow(stage=stage, epoch=epoch + 1, epochs=epochs, steps=steps, lr=optimizer.param_groups[0]["lr"],
+                     seconds=seconds, samples_per_second=samples / seconds if seconds > 0 else 0.0,
+                     losses={k: float(v) / max(steps, 1) for k, v in sums.items()}, validation=validation,
+                     validation_seconds=validation_seconds))
+    return validation_seconds
 
 
 def peak_memory_mb() -> float:

@@ -21,6 +21,7 @@ from bench import provenance
 from bench.distill import Distiller, EnsembleModel, TeacherInput
 from bench.engine import (check_metric_range, peak_memory_mb, seed_everything, set_threads, steps_per_epoch,
                           train)
+from bench.epoch_log import EpochLog, csv_path
 from bench.errors import ConfigError, TeacherMismatchError
 from bench.identity import data_fingerprint, json_ready, make_identity, protocol_spec
 from bench.method import DataInfo, Method
@@ -57,6 +58,11 @@ class RunOptions:
     #: use the repository's shipped teachers for the recipes they cover (:mod:`bench.shipped_teachers`);
     #: False trains every recipe (or takes it from the cache), as ``kdbench teachers verify`` does
     shipped_teachers: bool = True
+    #: print a line per epoch of the student's training (``kdbench run`` when stdout is not a terminal)
+    epoch_lines: bool = False
+    #: evaluate the student on the validation split after every epoch, into the per-epoch log (its time
+    #: is not training time; the run's numbers do not change)
+    validate_epochs: bool = False
 
     def teacher_zoo(self) -> TeacherZoo:
         return TeacherZoo(shipped=self.shipped_teachers)
@@ -384,14 +390,19 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
     bind_training_data(method, task, splits["train"], protocol.schedule)
     probe = task.collate(splits["train"], torch.arange(2), torch.zeros(2, dtype=torch.long), protocol.augmentation)
     distiller.build_extras(probe.to(device))
+    validate = None
+    if options.validate_epochs and len(splits.get("val", ())):
+        def validate() -> dict[str, float]:
+            return task.evaluate(student, splits["val"], protocol.schedule.batch_size)
+    log = EpochLog(validate=validate, echo=options.epoch_lines, label=f"{protocol.key} {method_name} seed {seed} ")
     init_stats = None
     if method.init_stage and method.hparams["init_epochs"] > 0:
         init_stats = train(distiller, splits["train"], protocol.schedule, protocol.augmentation, generator,
                            progress=options.progress, desc=f"{method_name} init seed {seed}", device=device,
-                           model_name=protocol.student, stage="init")
+                           model_name=protocol.student, stage="init", log=log)
     stats = train(distiller, splits["train"], protocol.schedule, protocol.augmentation, generator,
                   progress=options.progress, desc=f"{method_name} seed {seed}", device=device,
-                  model_name=protocol.student)
+                  model_name=protocol.student, log=log)
     distiller.close()
     metrics = task.evaluate(student, splits["test"], protocol.schedule.batch_size)
     check_metric_range(task, metrics)
@@ -438,5 +449,5 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
         "provenance": provenance.collect(options.device, protocol.threads),
     }
     record = json_ready(record)  # a metric that does not apply (NaN) is stored as null
-    store.write(record)
+    log.write_csv(csv_path(store.write(record)))
     return record
