@@ -117,11 +117,22 @@ class CRDModules(nn.Module):
         self.register_buffer("labels", None if labels is None else labels.clone(), persistent=False)
         self.num_samples, self.num_negatives, self.seed = num_samples, num_negatives, seed
         self._generator: torch.Generator | None = None
+        self._resumed_state: torch.Tensor | None = None  # a checkpoint's generator state, applied on first use
 
     def generator(self, device: torch.device) -> torch.Generator:
         if self._generator is None or self._generator.device != device:
             self._generator = torch.Generator(device=device).manual_seed(self.seed)
+            if self._resumed_state is not None:  # a checkpoint's draws continue on the run's device
+                self._generator.set_state(self._resumed_state)
+                self._resumed_state = None
         return self._generator
+
+    def get_extra_state(self) -> dict:
+        """The negatives' generator state, so that a checkpoint (:mod:`bench.checkpoint`) resumes the draws."""
+        return {"generator": None if self._generator is None else self._generator.get_state()}
+
+    def set_extra_state(self, state: dict) -> None:
+        self._generator, self._resumed_state = None, state["generator"]
 
     def sample_contrast(self, idx: torch.Tensor) -> torch.Tensor:
         """B x (K+1) bank rows: each sample's own index, then K distinct uniform draws among the samples

@@ -85,6 +85,19 @@ class DML(Method):
         terms["mutual"] = self.hparams["weight"] * soft_kl(inputs.student["logits"], peer_logits.detach(), 1.0)
         return terms
 
+    def state_dict(self) -> dict:
+        """The peer, its optimiser and its rate scheduler (a checkpoint resumes the peer too)."""
+        if self.peer is None or self.optimizer is None:
+            return {}
+        return {"peer": self.peer.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "lr_scheduler": self.lr_scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self.peer.load_state_dict(state["peer"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+
     def after_step(self, step: int) -> None:
         """The peer's update on the same mini-batch, against the updated student's prediction."""
         if self._last is None or self.optimizer is None:

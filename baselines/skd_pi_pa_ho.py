@@ -83,6 +83,17 @@ class SKDHolistic(SKDPixelPair):
         self._last_maps = (student_map.detach(), teacher_map.detach())
         return terms
 
+    def state_dict(self) -> dict:
+        """The discriminator and its optimiser (a checkpoint resumes the adversary too)."""
+        if self.discriminator is None:
+            return {}
+        return {"discriminator": self.discriminator.state_dict(), "d_optimizer": self.d_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.d_optimizer.load_state_dict(state["d_optimizer"])
+
     def after_step(self, step: int) -> None:
         """One discriminator update on the last batch's (detached) student and teacher score maps."""
         if self._last_maps is None:

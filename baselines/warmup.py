@@ -34,6 +34,12 @@ class EpochWarmup(Method):
     def after_step(self, step: int) -> None:
         self._steps_done = step
 
+    def state_dict(self) -> dict[str, int]:
+        return {"steps_done": self._steps_done}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._steps_done = state["steps_done"]
+
     def warmup_factor(self) -> float:
         """``min(epoch / W, 1)`` for the epoch of the coming step (1 when W is 0)."""
         if self.data is None or self.warmup_epochs is None:

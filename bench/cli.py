@@ -127,7 +127,8 @@ def _options(args: argparse.Namespace, **extra):
     return RunOptions(
         device=args.device, teacher_output_cache=not args.no_teacher_cache,
         data_root=args.data_root, progress=not args.quiet, force=args.force, workers=args.workers,
-        validate_epochs=getattr(args, "validate_epochs", False), **extra,
+        validate_epochs=getattr(args, "validate_epochs", False),
+        checkpoint_every=getattr(args, "checkpoint_every", 0), **extra,
     )
 
 
@@ -586,6 +587,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="data-loader worker processes for streamed datasets (ImageFolder, ImageNet); 0 reads in "
                         "the main process; results do not depend on it (default: CPU cores - 1, at most 8)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                   help="save the run's state every N epochs next to its record (seed-K.ckpt.pt, deleted when the "
+                        "record is written); rerunning a killed run resumes from it (default: 0, none)")
     p.add_argument("--validate-epochs", action="store_true",
                    help="evaluate the student on the validation split after every epoch, into the per-epoch log "
                         "next to each record (seed-N.epochs.csv); its time is not training time, no number changes")

@@ -9,6 +9,7 @@ change the procedure use the protocol or the method's engine hook
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bench.checkpoint import Checkpointing
 from bench.distill import Distiller
 from bench.epoch_log import EpochLog, EpochRow
 from bench.errors import DataError, KDBenchError, NonFiniteLossError
@@ -113,6 +115,7 @@ def train(
     model_name: str | None = None,
     stage: str = "main",
     log: EpochLog | None = None,
+    checkpoint: Checkpointing | None = None,
 ) -> TrainStats:
     """Train ``distiller.student`` (and the method's extras) for ``schedule.epochs``.
 
@@ -123,6 +126,10 @@ def train(
 
     ``model_name`` is the architecture being trained (teacher, assistant or student): its base rate is
     ``schedule.lr_for(model_name)``. A schedule with per-model rates needs it (a ValueError otherwise).
+
+    ``checkpoint`` (:mod:`bench.checkpoint`) saves the run's state every ``checkpoint.every`` epochs and,
+    when it holds a state of this stage, resumes from it (the batches, rates and random draws then
+    continue as if the run had not stopped).
 
     ``log`` gets a row per epoch (:mod:`bench.epoch_log`: mean loss terms, rate, speed and, when it
     validates, the validation metrics, whose time is left out of ``wall_seconds``); it changes no number.
@@ -158,9 +165,15 @@ def train(
     start = time.perf_counter()
     bar = tqdm(total=total, desc=desc, disable=None if progress else True, leave=False, unit="step",
                dynamic_ncols=True)  # None: shown on a terminal only
-    step, logging_seconds = 0, 0.0
+    step, logging_seconds, first_epoch, earlier_seconds = 0, 0.0, 0, 0.0
+    resumed = checkpoint.restore(stage, distiller, optimizer, lr_scheduler, generator) if checkpoint else None
+    if resumed is not None:
+        first_epoch, step, earlier_seconds, rows = resumed
+        if log is not None:
+            log.rows = [EpochRow(**row) for row in rows]
+        bar.update(step)
     batches = task.pair_batches if method.same_class_pairs else task.train_batches
-    for epoch in range(epochs):
+    for epoch in range(first_epoch, epochs):
         bar.set_postfix_str(f"epoch {epoch + 1}/{epochs}", refresh=False)
         epoch_start, epoch_steps, samples, sums = time.perf_counter(), 0, 0, {}
         for batch in batches(split, schedule.batch_size, augmentation, generator, schedule.drop_last):
@@ -184,10 +197,16 @@ def train(
         if log is not None:
             logging_seconds += log_epoch(log, distiller, stage, epoch, epochs, epoch_steps, samples, sums,
                                          optimizer, time.perf_counter() - epoch_start)
+        if checkpoint is not None and checkpoint.due(epoch + 1, epochs):
+            saving = time.perf_counter()
+            seconds = earlier_seconds + saving - start - logging_seconds
+            checkpoint.save(stage, epoch + 1, step, seconds, distiller, optimizer, lr_scheduler, generator,
+                            [dataclasses.asdict(row) for row in log.rows] if log is not None else [])
+            logging_seconds += time.perf_counter() - saving
     bar.close()
     distiller.stage = "main"
     stats.steps = step
-    stats.wall_seconds = time.perf_counter() - start - logging_seconds
+    stats.wall_seconds = earlier_seconds + time.perf_counter() - start - logging_seconds
     if step:
         stats.final_losses = {k: float(v.detach()) for k, v in terms.items()}
     return stats

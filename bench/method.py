@@ -150,6 +150,15 @@ class Method:
     def after_step(self, step: int) -> None:
         """Engine hook, called after each student optimizer step (a method's own update goes here)."""
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint (:mod:`bench.checkpoint`) must hold of the method's own training state beyond
+        its extras: a peer or a discriminator and their optimisers, a step count. Tensors, numbers, lists
+        and dicts only (checkpoints load weights-only). Empty for a method without such state."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` when a run resumes from a checkpoint."""
+
     def forward_train(self, task: Any, model: nn.Module, batch: Any) -> tuple[Any, dict[str, torch.Tensor]]:
         """The student's training forward pass (output, task loss terms); the task's unless a method
         needs another (CS-KD: the partner half without gradients)."""

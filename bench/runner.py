@@ -11,6 +11,7 @@ Ctrl-C leaves no partial record.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ from typing import Any
 import torch
 
 from bench import provenance
+from bench.checkpoint import Checkpointing, checkpoint_path
 from bench.distill import Distiller, EnsembleModel, TeacherInput
-from bench.engine import (check_metric_range, peak_memory_mb, seed_everything, set_threads, steps_per_epoch,
-                          train)
+from bench.engine import (TrainStats, check_metric_range, peak_memory_mb, seed_everything, set_threads,
+                          steps_per_epoch, train)
 from bench.epoch_log import EpochLog, csv_path
 from bench.errors import ConfigError, TeacherMismatchError
 from bench.identity import data_fingerprint, json_ready, make_identity, protocol_spec
@@ -63,6 +65,9 @@ class RunOptions:
     #: evaluate the student on the validation split after every epoch, into the per-epoch log (its time
     #: is not training time; the run's numbers do not change)
     validate_epochs: bool = False
+    #: save a checkpoint every this many epochs (:mod:`bench.checkpoint`); 0: none. A run whose checkpoint
+    #: is found (a rerun after a kill) resumes from it whatever this says.
+    checkpoint_every: int = 0
 
     def teacher_zoo(self) -> TeacherZoo:
         return TeacherZoo(shipped=self.shipped_teachers)
@@ -395,14 +400,20 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
         def validate() -> dict[str, float]:
             return task.evaluate(student, splits["val"], protocol.schedule.batch_size)
     log = EpochLog(validate=validate, echo=options.epoch_lines, label=f"{protocol.key} {method_name} seed {seed} ")
+    checkpoint = Checkpointing.open(checkpoint_path(store.path(protocol.key, identity)), options.checkpoint_every,
+                                    identity)
     init_stats = None
     if method.init_stage and method.hparams["init_epochs"] > 0:
-        init_stats = train(distiller, splits["train"], protocol.schedule, protocol.augmentation, generator,
-                           progress=options.progress, desc=f"{method_name} init seed {seed}", device=device,
-                           model_name=protocol.student, stage="init", log=log)
+        if checkpoint.resumed_stage == "main":  # the init stage was done before the checkpoint
+            init_stats = TrainStats(**checkpoint.carry["init_stats"])
+        else:
+            init_stats = train(distiller, splits["train"], protocol.schedule, protocol.augmentation, generator,
+                               progress=options.progress, desc=f"{method_name} init seed {seed}", device=device,
+                               model_name=protocol.student, stage="init", log=log, checkpoint=checkpoint)
+            checkpoint.carry["init_stats"] = dataclasses.asdict(init_stats)
     stats = train(distiller, splits["train"], protocol.schedule, protocol.augmentation, generator,
                   progress=options.progress, desc=f"{method_name} seed {seed}", device=device,
-                  model_name=protocol.student, log=log)
+                  model_name=protocol.student, log=log, checkpoint=checkpoint)
     distiller.close()
     metrics = task.evaluate(student, splits["test"], protocol.schedule.batch_size)
     check_metric_range(task, metrics)
@@ -450,4 +461,5 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
     }
     record = json_ready(record)  # a metric that does not apply (NaN) is stored as null
     log.write_csv(csv_path(store.write(record)))
+    checkpoint.remove()
     return record
