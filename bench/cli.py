@@ -424,6 +424,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 def cmd_teachers(args: argparse.Namespace) -> int:
     """``kdbench teachers list|ship|verify``: the repository's shipped teachers (:mod:`bench.shipped_teachers`)."""
     from bench.protocol import get_protocol, protocols_of_tier
+    from bench.registry import PROTOCOLS
     from bench.runner import RunOptions
     from bench.shipped_teachers import manifest, ship_protocol, shipped_root, verify_protocol
 
@@ -432,9 +433,12 @@ def cmd_teachers(args: argparse.Namespace) -> int:
         if not entries:
             print(f"no shipped teachers in {shipped_root()}")
         for _, entry in sorted(entries.items(), key=lambda kv: (kv[1]["protocol"], kv[1]["role"], kv[1]["model"])):
-            metrics = ", ".join(f"{k} {v:.2f}" for k, v in entry["metrics"].items() if isinstance(v, float | int))
-            print(f"{entry['protocol']} {entry['role']} {entry['model']}: {entry['file']} ({metrics}; commit "
-                  f"{(entry.get('commit') or '?')[:7]}, {entry.get('processor')})")
+            name = entry["protocol"].split("@")[0]
+            primary = get_protocol(name).primary_metric if name in PROTOCOLS else None
+            shown = {k: v for k, v in entry["metrics"].items() if k == primary} or entry["metrics"]
+            metrics = ", ".join(f"{k} {v:.2f}" for k, v in shown.items() if isinstance(v, float | int))
+            print(f"{entry['protocol']} {entry['role']} {entry['model']}: {entry['file']} ({metrics}; shipped from "
+                  f"{(entry.get('shipped_from_commit') or '?')[:7]}, {entry.get('processor')})")
         return 0
     protocols = [get_protocol(name) for name in args.protocols] if args.protocols else protocols_of_tier("mini")
     options = RunOptions(progress=not args.quiet)

@@ -79,8 +79,10 @@ def ship(key: str, weights: Path, entry: dict[str, Any], root: Path | None = Non
         temporary.replace(target)
     env = collect("cpu", 1)
     entries = manifest(root)
-    entries[key] = {**entry, "file": name, "sha256": sha, "commit": env.get("commit"), "dirty": env.get("dirty"),
-                    "platform": env.get("platform"), "processor": env.get("processor"),
+    # the checkout and machine that shipped it (a teacher taken from the cache was trained on this machine,
+    # possibly by an earlier commit whose training code the cache key matched)
+    entries[key] = {**entry, "file": name, "sha256": sha, "shipped_from_commit": env.get("commit"),
+                    "dirty": env.get("dirty"), "platform": env.get("platform"), "processor": env.get("processor"),
                     "packages": env.get("packages")}
     atomic_write_text(root / MANIFEST, json.dumps(entries, indent=2, sort_keys=True) + "\n")
     return target
