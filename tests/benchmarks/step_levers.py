@@ -14,7 +14,8 @@ largest absolute difference. A lever is only worth keeping if it is faster *and*
 the published numbers would move, i.e. the protocols would need new versions).
 
 Run: ``python tests/benchmarks/step_levers.py [--protocols classification-mini] [--steps 30]
-[--variants as-is foreach channels-last compile]``. Timings need a quiet machine.
+[--variants as-is foreach channels-last compile] [--rounds 2]``: the variants run in interleaved
+rounds and the fastest round of each is reported. Timings need a quiet machine.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def run_variant(ws: Workspace, variant: str, steps: int, warmup: int) -> tuple[f
         if batch is None:
             batches = ws.task.train_batches(split, schedule.batch_size, protocol.augmentation, generator)
             batch = next(batches)
-        if variant == "channels-last" and batch.inputs.dim() == 4:
+        if variant == "channels-last" and isinstance(batch.inputs, torch.Tensor) and batch.inputs.dim() == 4:
             batch.inputs = batch.inputs.contiguous(memory_format=torch.channels_last)
         start = time.perf_counter()
         loss = sum(distiller(batch).values())
@@ -82,6 +83,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of every variant (default: 2)")
     args = parser.parse_args()
     names = args.protocols or [p.name for p in protocols_of_tier("mini")]
     print(f"{'protocol':<22} {'variant':<14} {'ms/step':>8} {'vs as-is':>9} {'first step (s)':>15}  weights vs as-is")
@@ -90,8 +92,16 @@ def main() -> None:
         set_threads(protocol.threads)
         ws = Workspace(protocol, RunOptions(progress=False))
         reference = None
-        for variant in ["as-is", *(v for v in args.variants if v != "as-is")]:
-            ms, first, weights = run_variant(ws, variant, args.steps, args.warmup)
+        variants = ["as-is", *(v for v in args.variants if v != "as-is")]
+        timings: dict[str, list[float]] = {v: [] for v in variants}
+        results = {}
+        for _ in range(args.rounds):  # interleaved rounds, the fastest of each: drift hits every variant alike
+            for variant in variants:
+                ms, first, weights = run_variant(ws, variant, args.steps, args.warmup)
+                timings[variant].append(ms)
+                results.setdefault(variant, (first, weights))
+        for variant in variants:
+            ms, (first, weights) = min(timings[variant]), results[variant]
             if reference is None:
                 reference = (ms, weights)
                 same, ratio = "-", "-"
