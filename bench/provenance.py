@@ -40,8 +40,15 @@ def device_name(device: str) -> str:
     return processor_name()
 
 
+#: what the tool writes and never reads to train: a publish with ``--force`` rewrites committed records and
+#: tables of the runs it repeats, which says nothing about the code that produced them
+OUTPUT_FOLDERS = ("leaderboard/records/", "leaderboard/tables/", "leaderboard/sweeps/")
+
+
 def dirty_files() -> list[str] | None:
     """Tracked files with uncommitted changes (staged or not), sorted; ``None`` outside a git checkout.
+    Changes under :data:`OUTPUT_FOLDERS` are not counted (the shipped teachers in ``leaderboard/teachers``
+    are: runs read them).
 
     A record names the commit it was produced from; with changes on top, no commit reproduces it,
     so ``suite --publish`` and ``sweep --publish`` refuse to run while this is not empty.
@@ -49,7 +56,8 @@ def dirty_files() -> list[str] | None:
     status = _git("status", "--porcelain", "--untracked-files=no")
     if status is None:
         return None
-    return sorted(line.split(maxsplit=1)[1].split(" -> ")[-1] for line in status.splitlines() if line.strip())
+    changed = (line.split(maxsplit=1)[1].split(" -> ")[-1] for line in status.splitlines() if line.strip())
+    return sorted(path for path in changed if not path.startswith(OUTPUT_FOLDERS))
 
 
 def collect(device: str, threads: int) -> dict[str, Any]:

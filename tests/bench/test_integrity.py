@@ -211,6 +211,19 @@ def test_publish_refuses_a_dirty_tree_before_training(monkeypatch, capsys, comma
     assert "dirty tree" in err and "bench/engine.py" in err
 
 
+def test_rewritten_records_and_tables_do_not_make_the_tree_dirty(monkeypatch):
+    """A publish with --force rewrites committed records of the runs it repeats; those, the tables and the
+    sweeps are outputs, so they leave the provenance clean; code and shipped teachers do not."""
+    from bench import provenance
+
+    status = ("M leaderboard/records/p@v1/kd/abc/seed-0.json\n M leaderboard/tables/README.md\n"
+              " M leaderboard/sweeps/x.csv\n M leaderboard/teachers/manifest.json\nM  bench/engine.py")
+    monkeypatch.setattr(provenance, "_git", lambda *args: status)
+    assert provenance.dirty_files() == ["bench/engine.py", "leaderboard/teachers/manifest.json"]
+    monkeypatch.setattr(provenance, "_git", lambda *args: "M leaderboard/records/p@v1/kd/abc/seed-0.json")
+    assert provenance.dirty_files() == []
+
+
 def test_verify_record_never_reruns_into_the_store_it_checks(stored):
     _, root, _ = stored
     with pytest.raises(ConfigError, match="would replace the record"):
