@@ -221,19 +221,24 @@ def render(results: str | Path, out: str | Path, overwrite: bool = False) -> str
     return write_leaderboard(results, out, overwrite=overwrite)[0].read_text()
 
 
-def table_printer(results: Path, total: int):
-    """What ``suite`` calls when a protocol's last run is done: print that protocol's table, from every
-    record of it in ``results``, so the first table is on screen long before the whole tier is done."""
+def print_protocol_table(results: Path, protocol, heading: str) -> None:
+    """``heading``, then ``protocol``'s table rendered from every record of it in ``results``."""
     from bench.results import iter_records
     from leaderboard.render import build_tables, render_sections
 
+    print(f"\n{heading}\n", flush=True)
+    print(render_sections(build_tables(iter_records(results / protocol.key))), flush=True)
+
+
+def table_printer(results: Path, total: int):
+    """What ``suite`` calls when a protocol's last run is done: print that protocol's table, from every
+    record of it in ``results``, so the first table is on screen long before the whole tier is done."""
     shown = []
 
     def show(protocol) -> None:
         shown.append(protocol.key)
-        tables = build_tables(iter_records(results / protocol.key))
-        print(f"\n{protocol.key}: all its runs are done (protocol {len(shown)} of at most {total})\n", flush=True)
-        print(render_sections(tables), flush=True)
+        print_protocol_table(results, protocol,
+                             f"{protocol.key}: all its runs are done (protocol {len(shown)} of at most {total})")
 
     return show
 
@@ -242,15 +247,11 @@ def provisional_printer(results: Path):
     """What ``suite`` calls when every method of a protocol has its first seed done and more seeds are
     to come: that protocol's table so far, said to be provisional (the records of one seed, no
     comparison stands on them)."""
-    from bench.results import iter_records
-    from leaderboard.render import build_tables, render_sections
-
     def show(protocol, seed: int) -> None:
-        tables = build_tables(iter_records(results / protocol.key))
-        print(f"\n{protocol.key}: provisional table, every method's seed {seed} is done and "
-              f"{len(protocol.seeds) - 1} more seed(s) are running; the final table, with its comparisons, "
-              "follows when they are\n", flush=True)
-        print(render_sections(tables), flush=True)
+        print_protocol_table(results, protocol,
+                             f"{protocol.key}: provisional table, every method's seed {seed} is done and "
+                             f"{len(protocol.seeds) - 1} more seed(s) are running; the final table, with its "
+                             "comparisons, follows when they are")
 
     return show
 

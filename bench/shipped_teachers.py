@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
 
-from bench.paths import CacheIntegrityWarning, atomic_write_text, sha256_file
+from bench.paths import CacheIntegrityWarning, atomic_write_bytes, atomic_write_text, sha256_file
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "leaderboard" / "teachers"
 MANIFEST = "manifest.json"
@@ -47,20 +46,20 @@ def manifest(root: Path | None = None) -> dict[str, dict[str, Any]]:
 
 
 def shipped_file(key: str, root: Path | None = None) -> tuple[Path, dict[str, Any]] | None:
-    """The shipped weights for recipe key ``key`` and their manifest entry, when shipped and intact; a
-    file whose sha256 is not the manifest's is reported (:class:`~bench.paths.CacheIntegrityWarning`) and
-    not used."""
+    """The shipped weights for recipe key ``key`` and their manifest entry, when the manifest names one;
+    the caller loads it against the entry's sha256 (:func:`bench.teachers.load_state_dict_checked`) and
+    reports a mismatch with :func:`unusable`."""
     root = root or shipped_root()
     entry = manifest(root).get(key)
-    if entry is None:
-        return None
-    path = root / entry["file"]
-    if not path.is_file() or sha256_file(path) != entry["sha256"]:
-        warnings.warn(f"shipped teacher {path} is missing or its sha256 is not the manifest's "
-                      f"({entry['sha256'][:12]}...); training the recipe instead", CacheIntegrityWarning,
-                      stacklevel=2)
-        return None
-    return path, entry
+    return None if entry is None else (root / entry["file"], entry)
+
+
+def unusable(path: Path, entry: dict[str, Any], why: str) -> None:
+    """Report a shipped file that fails its check (:class:`~bench.paths.CacheIntegrityWarning`): the recipe
+    is trained instead."""
+    warnings.warn(f"shipped teacher {path} is missing or its sha256 is not the manifest's "
+                  f"({entry['sha256'][:12]}...: {why}); training the recipe instead", CacheIntegrityWarning,
+                  stacklevel=3)
 
 
 def ship(key: str, weights: Path, entry: dict[str, Any], root: Path | None = None) -> Path:
@@ -74,9 +73,7 @@ def ship(key: str, weights: Path, entry: dict[str, Any], root: Path | None = Non
     root.mkdir(parents=True, exist_ok=True)
     target = root / name
     if not target.is_file() or sha256_file(target) != sha:
-        temporary = root / f".tmp-{name}"
-        shutil.copyfile(weights, temporary)
-        temporary.replace(target)
+        atomic_write_bytes(target, weights.read_bytes())
     env = collect("cpu", 1)
     entries = manifest(root)
     # the checkout and machine that shipped it (a teacher taken from the cache was trained on this machine,

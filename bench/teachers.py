@@ -44,7 +44,7 @@ from bench.errors import TeacherMismatchError
 from bench.identity import json_ready, schedule_spec, sha256_json, training_code_digest
 from bench.paths import CacheIntegrityWarning, atomic_save, atomic_write_text, cache_dir, sha256_file
 from bench.protocol import Protocol, TeacherRecipe
-from bench.shipped_teachers import shipped_file, shipped_root
+from bench.shipped_teachers import shipped_file, shipped_root, unusable
 from bench.task import Split, Task
 
 
@@ -306,7 +306,11 @@ class TeacherZoo:
         path, entry = found
         classes = tuple(splits["train"].classes)
         model = task.build_model(model_name, len(classes))
-        sha = load_state_dict_checked(model, path, entry["sha256"], model_name)
+        try:  # one read and one hash: the check against the manifest's sha256 is the load's own
+            sha = load_state_dict_checked(model, path, entry["sha256"], model_name)
+        except TeacherMismatchError as exc:
+            unusable(path, entry, str(exc))
+            return None
         teacher = Teacher(model, model_name, sha, source, entry["metrics"], entry["train_seconds"], str(path),
                           tuple(entry["classes"]), recipe_key=key, shipped=True)
         check_label_space(teacher, classes, f"shipped teacher {path}")
