@@ -8,7 +8,7 @@ command: the install, the first table on screen (a provisional or final per-prot
 classification table, and the whole suite; plus the time at which each protocol's provisional and
 final table appeared.
 
-Run: ``python tests/benchmarks/cold_suite.py [--until-first-table] [--keep]`` (minutes to an hour on 2
+Run: ``python tests/benchmarks/cold_suite.py [--until-first-table] [--keep] [--log FILE]`` (minutes to an hour on 2
 cores; ``--until-first-table`` stops the suite once the first classification table is printed). It
 prints one JSON object; the README's table "The first command, cold" quotes it.
 """
@@ -48,6 +48,7 @@ def main() -> int:
     parser.add_argument("--until-first-table", action="store_true",
                         help="stop the suite when the first classification table is printed")
     parser.add_argument("--keep", action="store_true", help="keep the temporary clone (its path is printed)")
+    parser.add_argument("--log", type=Path, help="also write every line the suite prints, timestamped, to this file")
     args = parser.parse_args()
     install, suite = first_readme_command()
     work = Path(tempfile.mkdtemp(prefix="kdbench-cold-"))
@@ -66,7 +67,11 @@ def main() -> int:
     process = subprocess.Popen(["bash", "-c", suite], cwd=clone, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     stopped = False
+    log = args.log.open("w") if args.log else None
     for line in process.stdout:
+        if log:
+            log.write(f"{time.perf_counter() - start:8.1f} s  {line}")
+            log.flush()
         match = TABLE_LINE.match(line)
         if not match:
             continue
@@ -79,6 +84,8 @@ def main() -> int:
             stopped = True
             break
     process.wait()
+    if log:
+        log.close()
     end = round(time.perf_counter() - start, 1)
     report["tables"] = tables
     report["first_table_s"] = tables[0]["at_s"] if tables else None
