@@ -43,6 +43,7 @@ import math
 import torch
 from torch import nn
 
+from bench.distributed import all_gather_cat
 from bench.errors import ConfigError
 from bench.method import LossInputs, Method
 from bench.registry import METHODS
@@ -88,6 +89,8 @@ class ContrastMemory(nn.Module):
                 self.z[0] = out_s.mean() * num_samples
             if self.z[1] < 0:
                 self.z[1] = out_t.mean() * num_samples
+            # under DDP every rank updates the rows of the whole global batch, so the banks stay equal
+            idx, v_s, v_t = all_gather_cat(idx), all_gather_cat(v_s.detach()), all_gather_cat(v_t.detach())
             # out of place: the scores above keep the old banks for their backward pass
             for name, v in (("memory_s", v_s), ("memory_t", v_t)):
                 memory = getattr(self, name)

@@ -74,7 +74,7 @@ class Checkpointing:
         return self.every > 0 and epoch_done % self.every == 0 and epoch_done < epochs
 
     def save(self, stage: str, epoch_done: int, step: int, seconds: float, distiller, optimizer, lr_scheduler,
-             generator: torch.Generator, log_rows: list[dict[str, Any]]) -> None:
+             generator: torch.Generator, log_rows: list[dict[str, Any]], scaler=None) -> None:
         extras = distiller.extras
         atomic_save({
             "identity": self.identity, "stage": stage, "epoch": epoch_done, "step": step, "seconds": seconds,
@@ -82,10 +82,11 @@ class Checkpointing:
             "optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict(),
             "method": distiller.method.state_dict(), "generator": generator.get_state(),
             "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(), "log": log_rows,
-            "carry": self.carry,
+            "carry": self.carry, "scaler": None if scaler is None else scaler.state_dict(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         }, self.path)
 
-    def restore(self, stage: str, distiller, optimizer, lr_scheduler, generator: torch.Generator
+    def restore(self, stage: str, distiller, optimizer, lr_scheduler, generator: torch.Generator, scaler=None
                 ) -> tuple[int, int, float, list[dict[str, Any]]] | None:
         """Load the found checkpoint of ``stage`` into the run; (epochs done, step, seconds, log rows), or
         None when there is none for this stage."""
@@ -101,6 +102,10 @@ class Checkpointing:
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         random.setstate(_as_python_state(state["python_rng"]))
+        if scaler is not None and state.get("scaler") is not None:  # fp16's loss scale and its growth tracker
+            scaler.load_state_dict(state["scaler"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.state = None  # resumed once
         return state["epoch"], state["step"], state["seconds"], state["log"]
 

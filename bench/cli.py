@@ -120,7 +120,19 @@ def check_options_apply(method: str, args: argparse.Namespace) -> None:
                           f"{'one teacher (use --teacher)' if cls.teacher_features else 'no teacher'}")
 
 
+def _tensorboard_dir(args: argparse.Namespace) -> str | None:
+    """``--tensorboard DIR``, checked (TensorBoard installed, DIR writable) before anything runs."""
+    folder = getattr(args, "tensorboard", None)
+    if folder:
+        from bench.epoch_log import check_tensorboard
+
+        check_tensorboard()
+        check_writable_folder(folder, "--tensorboard")
+    return folder
+
+
 def _options(args: argparse.Namespace, **extra):
+    from bench.precision import check_precision
     from bench.runner import RunOptions
 
     check_run_args(args)
@@ -128,7 +140,8 @@ def _options(args: argparse.Namespace, **extra):
         device=args.device, teacher_output_cache=not args.no_teacher_cache,
         data_root=args.data_root, progress=not args.quiet, force=args.force, workers=args.workers,
         validate_epochs=getattr(args, "validate_epochs", False),
-        checkpoint_every=getattr(args, "checkpoint_every", 0), **extra,
+        checkpoint_every=getattr(args, "checkpoint_every", 0), precision=check_precision(args.precision),
+        tensorboard=_tensorboard_dir(args), **extra,
     )
 
 
@@ -152,12 +165,52 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def launch_ddp(args: argparse.Namespace, argv: list[str]) -> int:
+    """``kdbench run --gpus N``: the same command under ``torchrun --standalone --nproc-per-node N`` (one
+    process per GPU, :mod:`bench.distributed`); returns torchrun's exit status."""
+    import subprocess
+
+    import torch
+
+    if not args.device.startswith("cuda"):
+        raise ConfigError(f"--gpus {args.gpus}: needs --device cuda (for CPU processes use torchrun "
+                          f"--nproc-per-node {args.gpus} kdbench run ... --device cpu)")
+    check_device(args.device)
+    if torch.cuda.device_count() < args.gpus:
+        raise ConfigError(f"--gpus {args.gpus}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    rest, skip = [], False
+    for arg in argv:  # the command again, without --gpus
+        if skip:
+            skip = False
+        elif arg == "--gpus":
+            skip = True
+        elif not arg.startswith("--gpus="):
+            rest.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.gpus}",
+               "-m", "bench.cli", *rest]
+    print("launching: " + " ".join(command), flush=True)
+    return subprocess.run(command, check=False).returncode
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from bench import distributed
+
+    if args.gpus and args.gpus > 1 and not distributed.launched_by_torchrun():
+        return launch_ddp(args, args.argv)
+    world, args.device = distributed.init_from_env(args.device)
+    try:
+        return _run_seeds(args, world)
+    finally:
+        distributed.shutdown()
+
+
+def _run_seeds(args: argparse.Namespace, world) -> int:
     from bench.registry import METHODS
     from bench.results import ResultsStore
     from bench.identity import data_fingerprint
     from bench.runner import Workspace, build_method, run_identity, run_one
 
+    say = print if world.is_main else (lambda *a, **k: None)  # under DDP, rank 0 speaks
     base = chosen_protocol(args)
     protocol = protocol_for_data(base, args.dataset, args.data_root)
     METHODS.get(args.method)  # unknown names fail before any data is touched
@@ -167,7 +220,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                        ensemble_files=tuple(args.ensemble_teacher), hparams=parse_sets(args.set),
                        protocol_source=file_source(args.protocol_file) if args.protocol_file else None,
                        # a line per epoch where no progress bar shows (a log file, a pipe)
-                       epoch_lines=not args.quiet and not sys.stdout.isatty())
+                       epoch_lines=world.is_main and not args.quiet and not sys.stdout.isatty())
     options.data_root = data_root_of(protocol, options.data_root)
     build_method(protocol, args.method, options.hparams)  # types and ranges of --set, before any data
     store = ResultsStore(args.results)
@@ -177,10 +230,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         variant = f" [{identity['label']}]" if identity["label"] else ""
         name = f"{protocol.key} {args.method}{variant} seed {seed}"
         if store.exists(protocol.key, identity) and not args.force:
-            print(f"{name}: already in {store.path(protocol.key, identity)} (use --force to rerun)")
+            say(f"{name}: already in {store.path(protocol.key, identity)} (use --force to rerun)")
             continue
         workspace = workspace or Workspace(protocol, options)
         record = run_one(protocol, args.method, seed, store, options, workspace)
+        if record is None:  # a DDP rank other than 0
+            continue
         shown = ", ".join(f"{k}={'n/a' if v is None else f'{v:.2f}'}" for k, v in record["metrics"].items())
         print(f"{name}: {shown} ({record['cost']['train_seconds']:.1f}s) -> {store.path(protocol.key, identity)}")
     return 0
@@ -318,6 +373,12 @@ def suite_protocols(args: argparse.Namespace) -> list:
 
 def cmd_suite(args: argparse.Namespace) -> int:
     from dataclasses import replace
+
+    from bench import distributed
+
+    if distributed.launched_by_torchrun():
+        raise ConfigError("kdbench suite does not run under torchrun (its runs go to a pool of processes); "
+                          "train one run with DDP with `kdbench run --gpus N` or `torchrun ... kdbench run`")
 
     from bench.protocol_file import read_protocol_file
     from bench.suite import run_suite
@@ -592,6 +653,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="data-loader worker processes for streamed datasets (ImageFolder, ImageNet); 0 reads in "
                         "the main process; results do not depend on it (default: CPU cores - 1, at most 8)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write each run's per-epoch log (losses, rate, speed, validation) to TensorBoard under "
+                        "DIR/<protocol>/<method>/<entry>/seed-N, as it trains (needs the tensorboard extra)")
+    p.add_argument("--precision", default="fp32", metavar="P",
+                   help="training precision: fp32 (default), bf16 or fp16 (autocast forward passes, losses in fp32, "
+                        "fp16 with a loss scaler); a bf16/fp16 run is its own entry, labelled so; metrics in fp32")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
                    help="save the run's state every N epochs next to its record (seed-K.ckpt.pt, deleted when the "
                         "record is written); rerunning a killed run resumes from it (default: 0, none)")
@@ -629,6 +696,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "--protocol")
     p.add_argument("--method", required=True)
     p.add_argument("--seeds", type=int, nargs="+", help="default: the protocol's seeds")
+    p.add_argument("--gpus", type=int, metavar="N",
+                   help="train each seed with DDP on N GPUs of this machine (starts torchrun; the run is its own "
+                        "entry, 'N processes'); the same command under torchrun --nproc-per-node N also works")
     p.add_argument("--results", default=DEFAULT_RESULTS, help=f"results folder (default: {DEFAULT_RESULTS})")
     p.add_argument("--teacher", help="a teacher state-dict file to use instead of the suite-trained one")
     p.add_argument("--teacher-sha256", help="expected sha256 of --teacher; a mismatch stops the run")
@@ -775,7 +845,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except KDBenchError as exc:

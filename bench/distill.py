@@ -8,6 +8,7 @@ instead of a live forward pass.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.method import LossInputs, Method
+from bench.precision import DEFAULT as FP32
+from bench.precision import as_float32, autocast, full_precision
 from bench.task import Batch, Task, to_device
 
 
@@ -79,6 +82,8 @@ class Distiller(nn.Module):
         self.student, self.student_name = student, student_name
         #: "main", or "init" while the engine runs a two-stage method's init stage (``Method.init_stage``)
         self.stage = "main"
+        #: the forward passes' precision (:mod:`bench.precision`); the losses are always computed in fp32
+        self.precision = FP32
         self.student_recorder = FeatureRecorder(
             student, {p: task.module_path(student_name, p) for p in method.student_features}
         )
@@ -172,9 +177,17 @@ class Distiller(nn.Module):
                           batch.inputs, teachers, indices=getattr(batch, "indices", None))
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        if self.stage == "init":
-            return self.method.init_losses(self.loss_inputs(batch), self.extras)
-        return self.method.losses(self.loss_inputs(batch), self.extras)
+        """The method's loss terms for ``batch``: the forward passes at :attr:`precision`, the losses in fp32."""
+        with autocast(self.precision, self.student_device()):
+            inputs = self.loss_inputs(batch)
+        if self.precision != FP32:
+            inputs = dataclasses.replace(inputs, student=as_float32(inputs.student),
+                                         teacher=as_float32(inputs.teacher), teachers=as_float32(inputs.teachers),
+                                         task_losses=as_float32(inputs.task_losses))
+        with full_precision():
+            if self.stage == "init":
+                return self.method.init_losses(inputs, self.extras)
+            return self.method.losses(inputs, self.extras)
 
     def close(self) -> None:
         self.student_recorder.remove()

@@ -21,9 +21,12 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.checkpoint import Checkpointing
+from bench import distributed
 from bench.distill import Distiller
 from bench.epoch_log import EpochLog, EpochRow
 from bench.errors import DataError, KDBenchError, NonFiniteLossError
+from bench.precision import DEFAULT as FP32
+from bench.precision import grad_scaler
 from bench.protocol import Schedule
 from bench.task import Split, Task
 
@@ -116,6 +119,7 @@ def train(
     stage: str = "main",
     log: EpochLog | None = None,
     checkpoint: Checkpointing | None = None,
+    precision: str = FP32,
 ) -> TrainStats:
     """Train ``distiller.student`` (and the method's extras) for ``schedule.epochs``.
 
@@ -133,6 +137,9 @@ def train(
 
     ``log`` gets a row per epoch (:mod:`bench.epoch_log`: mean loss terms, rate, speed and, when it
     validates, the validation metrics, whose time is left out of ``wall_seconds``); it changes no number.
+
+    ``precision`` (:mod:`bench.precision`): the forward passes under autocast at bf16 or fp16, the losses
+    in fp32, fp16's loss scaled by a ``GradScaler``; ``fp32`` (the default) runs as before.
 
     Raises :class:`NonFiniteLossError` naming the step and the loss terms as soon
     as the summed loss is NaN or infinite; the student is left as it was then. A split smaller than
@@ -158,7 +165,10 @@ def train(
         optimizer, lr_scheduler = make_optimizer(distiller.trainable_parameters(), schedule, total, per_epoch, lr)
         method.bind_optimizer(lambda peer_params: make_optimizer(peer_params, schedule, total, per_epoch, lr))
         distiller.student.train()
-    distiller.stage = stage
+    distiller.stage, distiller.precision = stage, precision
+    scaler = grad_scaler(precision, device)
+    forward = distributed.wrap(distiller)  # DDP under torchrun (bench.distributed), else the distiller
+    distributed.average_gradients_of(method.auxiliary_parameters())
     if distiller.extras is not None:
         distiller.extras.train()
     stats = TrainStats()
@@ -166,7 +176,7 @@ def train(
     bar = tqdm(total=total, desc=desc, disable=None if progress else True, leave=False, unit="step",
                dynamic_ncols=True)  # None: shown on a terminal only
     step, logging_seconds, first_epoch, earlier_seconds = 0, 0.0, 0, 0.0
-    resumed = checkpoint.restore(stage, distiller, optimizer, lr_scheduler, generator) if checkpoint else None
+    resumed = checkpoint.restore(stage, distiller, optimizer, lr_scheduler, generator, scaler) if checkpoint else None
     if resumed is not None:
         first_epoch, step, earlier_seconds, rows = resumed
         if log is not None:
@@ -177,7 +187,7 @@ def train(
         bar.set_postfix_str(f"epoch {epoch + 1}/{epochs}", refresh=False)
         epoch_start, epoch_steps, samples, sums = time.perf_counter(), 0, 0, {}
         for batch in batches(split, schedule.batch_size, augmentation, generator, schedule.drop_last):
-            terms = distiller(batch.to(device))
+            terms = forward(batch.to(device))
             loss = sum(terms.values())
             step += 1
             if not torch.isfinite(loss):
@@ -185,8 +195,13 @@ def train(
                 bar.close()
                 raise NonFiniteLossError(f"non-finite loss at step {step} (epoch {epoch + 1}): {shown}")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:  # fp16: an overflowing step is skipped and the scale lowered
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
             lr_scheduler.step()
             method.after_step(step)
             bar.update(1)
@@ -197,14 +212,14 @@ def train(
         if log is not None:
             logging_seconds += log_epoch(log, distiller, stage, epoch, epochs, epoch_steps, samples, sums,
                                          optimizer, time.perf_counter() - epoch_start)
-        if checkpoint is not None and checkpoint.due(epoch + 1, epochs):
+        if checkpoint is not None and checkpoint.due(epoch + 1, epochs) and distributed.world().is_main:
             saving = time.perf_counter()
             seconds = earlier_seconds + saving - start - logging_seconds
             checkpoint.save(stage, epoch + 1, step, seconds, distiller, optimizer, lr_scheduler, generator,
-                            [dataclasses.asdict(row) for row in log.rows] if log is not None else [])
+                            [dataclasses.asdict(row) for row in log.rows] if log is not None else [], scaler)
             logging_seconds += time.perf_counter() - saving
     bar.close()
-    distiller.stage = "main"
+    distiller.stage, distiller.precision = "main", FP32
     stats.steps = step
     stats.wall_seconds = earlier_seconds + time.perf_counter() - start - logging_seconds
     if step:
@@ -216,6 +231,8 @@ def log_epoch(log: EpochLog, distiller: Distiller, stage: str, epoch: int, epoch
               sums: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, seconds: float) -> float:
     """Hand ``log`` the epoch's row (validating if it asks); returns the seconds the validation took, which
     are not training time. The modes of the student and the extras are restored afterwards."""
+    sums = distributed.all_reduce_mean(sums)  # under DDP: the ranks' mean, and every rank's samples
+    samples *= distributed.world().size
     validation, validation_seconds = {}, 0.0
     if log.validate is not None:
         start = time.perf_counter()

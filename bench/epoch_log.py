@@ -9,6 +9,11 @@ seconds are the row's ``validation_seconds`` and are not counted as training tim
 The runner writes the rows as a CSV next to the run's record (``seed-<n>.epochs.csv``, atomically, once
 the record is written) and, when ``echo`` is set (``kdbench run`` with stdout not a terminal), prints a
 line per epoch. Logging reads values the step already computed; it changes no number of the run.
+
+With ``kdbench run|suite --tensorboard DIR`` (the optional ``tensorboard`` extra) each row also goes, as it
+comes, to TensorBoard event files under ``DIR/<protocol>/<method>/<entry>/seed-<n>`` (:class:`TensorBoardSink`):
+``loss/<term>``, ``lr``, ``samples_per_second`` and ``val/<metric>``, one point per epoch, the init stage's
+under ``init/``; ``tensorboard --logdir DIR`` shows them while the runs train.
 """
 
 from __future__ import annotations
@@ -51,9 +56,13 @@ class EpochLog:
     stream: TextIO | None = None
     label: str = ""
     rows: list[EpochRow] = field(default_factory=list)
+    #: also write each row to TensorBoard (None: not)
+    tensorboard: TensorBoardSink | None = None
 
     def add(self, row: EpochRow) -> None:
         self.rows.append(row)
+        if self.tensorboard is not None:
+            self.tensorboard.add(row)
         if self.echo:
             losses = ", ".join(f"{k} {v:.4g}" for k, v in row.losses.items())
             val = "".join(f", val {k} {v:.2f}" for k, v in row.validation.items() if isinstance(v, float | int))
@@ -79,6 +88,48 @@ class EpochLog:
     def write_csv(self, path: Path) -> Path:
         atomic_write_text(path, self.csv_text())
         return path
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+class TensorBoardSink:
+    """Epoch rows as TensorBoard scalars in ``log_dir`` (the writer is opened at the first row)."""
+
+    def __init__(self, log_dir: Path):
+        check_tensorboard()
+        self.log_dir = Path(log_dir)
+        self._writer = None
+
+    def add(self, row: EpochRow) -> None:
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.log_dir))
+        prefix = "" if row.stage == "main" else f"{row.stage}/"
+        scalars = {**{f"loss/{k}": v for k, v in row.losses.items()}, "lr": row.lr,
+                   "samples_per_second": row.samples_per_second,
+                   **{f"val/{k}": v for k, v in row.validation.items() if isinstance(v, float | int)}}
+        for tag, value in scalars.items():
+            self._writer.add_scalar(prefix + tag, value, global_step=row.epoch)
+        self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def check_tensorboard() -> None:
+    """Raise :class:`~bench.errors.ConfigError` naming the extra when TensorBoard is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        from bench.errors import ConfigError
+
+        raise ConfigError("--tensorboard: TensorBoard is not installed; pip install 'kdbench[tensorboard]' "
+                          "(the per-epoch CSV next to each record is written without it)")
 
 
 def csv_path(record_path: Path) -> Path:

@@ -80,7 +80,8 @@ def protocol_spec(protocol) -> dict[str, Any]:
     spec = protocol.to_dict()
     spec.pop("description")
     spec.pop("seeds")
-    for optional in ("ensemble", "assistants", "assistant_sweep", "normalization", "teacher_file", "feature_stages"):
+    for optional in ("ensemble", "assistants", "assistant_sweep", "normalization", "teacher_file", "feature_stages",
+                     "deterministic"):
         if not spec[optional]:
             spec.pop(optional)
     for recipe in (spec, spec["teacher"], *spec.get("ensemble", ())):
@@ -215,22 +216,29 @@ def _digest_files(files: tuple[Path, ...]) -> str:
 # -- identity ----------------------------------------------------------------------------------------
 
 def make_identity(protocol_hash: str, method: str, hparams: dict[str, Any], defaults: dict[str, Any],
-                  teachers: list[dict[str, Any]], data: str, seed: int) -> dict[str, Any]:
+                  teachers: list[dict[str, Any]], data: str, seed: int, precision: str = "fp32",
+                  processes: int = 1) -> dict[str, Any]:
     """The identity block of a record (see the module docstring).
 
     ``defaults`` are the method's hyperparameters as the protocol resolves them
     without any ``--set``; ``teachers`` lists who teaches, in order, each
     ``{"source": "zoo", "recipe": hash}`` or ``{"source": "file", "sha256": hex}``.
+    ``precision`` (:mod:`bench.precision`): a run trained at bf16 or fp16 is another entry (its identity
+    names the precision and its label says it); fp32, the default, adds nothing, so identities made
+    before precisions existed are unchanged. ``processes``: a DDP run's number of processes
+    (:mod:`bench.distributed`), likewise named only when above 1.
     """
     core = plain({"protocol_hash": protocol_hash, "method": method, "hparams": hparams,
-                  "teachers": teachers, "data": data})
+                  "teachers": teachers, "data": data, **({"precision": precision} if precision != "fp32" else {}),
+                  **({"processes": processes} if processes > 1 else {})})
     defaults = plain(defaults)
     files = [t["sha256"][:8] for t in core["teachers"] if t["source"] == "file"]
     changed = [f"{k}={_show(v)}" for k, v in sorted(core["hparams"].items()) if defaults.get(k) != v]
-    label = "; ".join(part for part in (", ".join(changed),
-                                        f"teacher file {', '.join(files)}" if files else "") if part)
-    return {**core, "seed": int(seed), "entry": sha256_json(core), "default": not changed and not files,
-            "label": label}
+    label = "; ".join(part for part in (", ".join(changed), f"teacher file {', '.join(files)}" if files else "",
+                                        precision if precision != "fp32" else "",
+                                        f"{processes} processes" if processes > 1 else "") if part)
+    return {**core, "seed": int(seed), "entry": sha256_json(core),
+            "default": not changed and not files and precision == "fp32" and processes == 1, "label": label}
 
 
 def _show(value: Any) -> str:

@@ -163,6 +163,11 @@ class Protocol:
     #: method override or the user's hparams still win. 0: the methods' default (3). Left out of the hash
     #: when 0.
     feature_stages: int = 0
+    #: on CUDA, run cuDNN deterministically (``cudnn.deterministic``, no autotuning, torch's deterministic
+    #: algorithms where they exist) so that a seed repeats on the same GPU; False: cuDNN's benchmark mode
+    #: (autotuned, faster, not bitwise repeatable). No effect on the CPU. The record's provenance says which
+    #: settings a run had. Left out of the hash when False.
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "normalization", _normalization(self.name, self.normalization))
@@ -179,6 +184,9 @@ class Protocol:
         if self.feature_stages != int(self.feature_stages) or self.feature_stages < 0:
             raise ConfigError(f"protocol {self.name!r}: key 'feature_stages' must be a whole number >= 0 "
                               f"(0: the methods' default), got {self.feature_stages!r}")
+        if not isinstance(self.deterministic, bool):
+            raise ConfigError(f"protocol {self.name!r}: key 'deterministic' must be true or false, "
+                              f"got {self.deterministic!r}")
         if len(set(self.ensemble)) != len(self.ensemble):
             raise ConfigError(f"protocol {self.name!r}: key 'ensemble' lists the same teacher recipe twice")
 

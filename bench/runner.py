@@ -23,8 +23,10 @@ from bench.checkpoint import Checkpointing, checkpoint_path
 from bench.distill import Distiller, EnsembleModel, TeacherInput
 from bench.engine import (TrainStats, check_metric_range, peak_memory_mb, seed_everything, set_threads,
                           steps_per_epoch, train)
-from bench.epoch_log import EpochLog, csv_path
+from bench.epoch_log import EpochLog, TensorBoardSink, csv_path
 from bench.errors import ConfigError, TeacherMismatchError
+from bench import distributed
+from bench.device import configure_backends
 from bench.identity import data_fingerprint, json_ready, make_identity, protocol_spec
 from bench.method import DataInfo, Method
 from bench.profile import cached_profile
@@ -68,9 +70,13 @@ class RunOptions:
     #: save a checkpoint every this many epochs (:mod:`bench.checkpoint`); 0: none. A run whose checkpoint
     #: is found (a rerun after a kill) resumes from it whatever this says.
     checkpoint_every: int = 0
+    #: the training's precision (:mod:`bench.precision`: fp32, bf16 or fp16); part of the run's identity
+    precision: str = "fp32"
+    #: also write the per-epoch log to TensorBoard under this folder (None: only the CSV)
+    tensorboard: str | None = None
 
     def teacher_zoo(self) -> TeacherZoo:
-        return TeacherZoo(shipped=self.shipped_teachers)
+        return TeacherZoo(shipped=self.shipped_teachers, device=self.device)
 
 
 class Workspace:
@@ -356,7 +362,8 @@ def run_identity(protocol: Protocol, method_name: str, seed: int, options: RunOp
     method = build_method(protocol, method_name, options.hparams)
     data = data if data is not None else data_fingerprint(protocol.dataset, options.data_root)
     return make_identity(protocol.spec_hash, method_name, method.hparams, build_method(protocol, method_name).hparams,
-                         teacher_identities(protocol, method, options, data), data, seed)
+                         teacher_identities(protocol, method, options, data), data, seed, options.precision,
+                         distributed.world().size)
 
 
 def bind_training_data(method: Method, task: Task, split: Split | StreamingSplit, schedule: Any) -> DataInfo:
@@ -373,21 +380,31 @@ def bind_training_data(method: Method, task: Task, split: Split | StreamingSplit
     return data
 
 
+def evaluate_on_rank_zero(task: Task, model: torch.nn.Module, split: Split, batch_size: int) -> dict[str, float]:
+    """``task.evaluate`` of the whole split; under DDP computed by rank 0 and broadcast to every rank."""
+    metrics = task.evaluate(model, split, batch_size) if distributed.world().is_main else None
+    return distributed.broadcast_object(metrics)
+
+
 def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore,
             options: RunOptions | None = None, workspace: Workspace | None = None) -> dict[str, Any] | None:
     """Train and evaluate one seed; return the record (``None`` if its identity is already stored
-    and not forced)."""
+    and not forced, and on every DDP rank but 0: :mod:`bench.distributed`)."""
     options = options or RunOptions()
     identity = run_identity(protocol, method_name, seed, options, workspace.data if workspace else None)
     if not options.force and store.exists(protocol.key, identity):
         return None
     method = build_method(protocol, method_name, options.hparams)
     set_threads(protocol.threads)
+    backends = configure_backends(options.device, protocol.deterministic)
+    world = distributed.world()
+    distributed.check_batch_size(protocol.schedule.batch_size)
     ws = workspace or Workspace(protocol, options)
     task, splits, device = ws.task, ws.splits, torch.device(options.device)
     ws.validate(method)
 
-    teaching, inputs = ws.teacher_inputs(method, device)
+    with distributed.rank_zero_first():  # under DDP: rank 0 trains or loads the teachers into the cache
+        teaching, inputs = ws.teacher_inputs(method, device)
 
     generator = seed_everything(seed)
     student = task.build_model(protocol.student, len(splits["train"].classes)).to(device)
@@ -398,9 +415,14 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
     validate = None
     if options.validate_epochs and len(splits.get("val", ())):
         def validate() -> dict[str, float]:
-            return task.evaluate(student, splits["val"], protocol.schedule.batch_size)
-    log = EpochLog(validate=validate, echo=options.epoch_lines, label=f"{protocol.key} {method_name} seed {seed} ")
-    checkpoint = Checkpointing.open(checkpoint_path(store.path(protocol.key, identity)), options.checkpoint_every,
+            return evaluate_on_rank_zero(task, student, splits["val"], protocol.schedule.batch_size)
+    record_path = store.path(protocol.key, identity)
+    sink = None
+    if options.tensorboard:
+        sink = TensorBoardSink(Path(options.tensorboard) / record_path.relative_to(store.root).with_suffix(""))
+    log = EpochLog(validate=validate, echo=options.epoch_lines, label=f"{protocol.key} {method_name} seed {seed} ",
+                   tensorboard=sink)
+    checkpoint = Checkpointing.open(checkpoint_path(record_path), options.checkpoint_every,
                                     identity)
     init_stats = None
     if method.init_stage and method.hparams["init_epochs"] > 0:
@@ -409,13 +431,17 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
         else:
             init_stats = train(distiller, splits["train"], protocol.schedule, protocol.augmentation, generator,
                                progress=options.progress, desc=f"{method_name} init seed {seed}", device=device,
-                               model_name=protocol.student, stage="init", log=log, checkpoint=checkpoint)
+                               model_name=protocol.student, stage="init", log=log, checkpoint=checkpoint,
+                               precision=options.precision)
             checkpoint.carry["init_stats"] = dataclasses.asdict(init_stats)
     stats = train(distiller, splits["train"], protocol.schedule, protocol.augmentation, generator,
                   progress=options.progress, desc=f"{method_name} seed {seed}", device=device,
-                  model_name=protocol.student, log=log, checkpoint=checkpoint)
+                  model_name=protocol.student, log=log, checkpoint=checkpoint, precision=options.precision)
     distiller.close()
-    metrics = task.evaluate(student, splits["test"], protocol.schedule.batch_size)
+    metrics = evaluate_on_rank_zero(task, student, splits["test"], protocol.schedule.batch_size)
+    if not world.is_main:  # rank 0 alone writes the record, its log and removes the checkpoint
+        log.close()
+        return None
     check_metric_range(task, metrics)
     student_profile = ws.profile(protocol.student)
     set_threads(protocol.threads)
@@ -457,9 +483,12 @@ def run_one(protocol: Protocol, method_name: str, seed: int, store: ResultsStore
             "total_train_seconds": sum(s["train_seconds"] for s in stages),
         },
         "final_losses": stats.final_losses,
-        "provenance": provenance.collect(options.device, protocol.threads),
+        "precision": options.precision,
+        "provenance": {**provenance.collect(options.device, protocol.threads), "backends": backends,
+                       "processes": world.size},
     }
     record = json_ready(record)  # a metric that does not apply (NaN) is stored as null
     log.write_csv(csv_path(store.write(record)))
+    log.close()
     checkpoint.remove()
     return record

@@ -224,8 +224,8 @@ def run_suite(tier: str, results: str, options: RunOptions, jobs: int = 2,
             check_and_profile(protocol, names, options)
         with JobQueue(jobs, sum(len(p) for _, _, p in plans), options.progress, on_protocol_done,
                       on_first_seed_done) as jobs_queue:
-            for protocol, names, pending in plans:
-                prepare(protocol, names, options)
+            for protocol, names, pending in plans:  # while a protocol prepares, the earlier ones report
+                jobs_queue.while_reporting(lambda p=protocol, n=names: prepare(p, n, options))
                 jobs_queue.submit(pending)
     return chosen
 
@@ -281,6 +281,31 @@ class JobQueue:
                 self.futures.append(future)
                 self._workers.update(self.pool._processes or {})  # noqa: SLF001 - spawned by submit
         self._drain()
+
+    def while_reporting(self, work: Callable[[], None]) -> None:
+        """Do ``work`` (the next protocol's preparation: teachers, output caches) while the runs already
+        handed out keep being reported: their progress lines and tables appear when they finish, not when
+        ``work`` does. ``work`` runs in a helper thread and the main thread drains finished runs every
+        :data:`POLL_SECONDS` (and stays the one that handles signals); without a pool it just runs."""
+        if self.pool is None or not self.futures:
+            work()
+            return
+        failure: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                work()
+            except BaseException as exc:  # handed to the main thread
+                failure.append(exc)
+
+        helper = threading.Thread(target=target, name="kdbench-prepare", daemon=True)
+        helper.start()
+        while helper.is_alive():
+            helper.join(POLL_SECONDS)
+            self._drain()
+            self._raise_first_failure()
+        if failure:
+            raise failure[0]
 
     def _done(self, future: cf.Future) -> None:
         """Runs in the pool's thread: only hands the result to the main thread (:meth:`_drain`)."""

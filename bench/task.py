@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from bench.distributed import shard
 from bench.streaming import Loading, StreamingSplit, stream
 
 if TYPE_CHECKING:
@@ -223,14 +224,14 @@ class Task:
         n_variants = self.num_augment_variants(augmentation)
         variants = torch.randint(SEED_RANGE if n_variants is None else n_variants, (len(split),), generator=generator)
         starts = range(0, self.batches_per_epoch(split, batch_size, drop_last) * batch_size, batch_size)
-        if isinstance(split, StreamingSplit):
-            keys = ([(int(i), int(variants[i])) for i in order[start : start + batch_size]] for start in starts)
+        if isinstance(split, StreamingSplit):  # under DDP each rank reads its share of each batch (shard)
+            keys = ([(int(i), int(variants[i])) for i in shard(order[start : start + batch_size])] for start in starts)
             load = partial(self.load_sample, split, augmentation=augmentation)
             for inputs, targets, indices, batch_variants in stream(load, keys, self.loading):
                 yield Batch(inputs, targets, indices, batch_variants)
             return
         for start in starts:
-            idx = order[start : start + batch_size]
+            idx = shard(order[start : start + batch_size])
             yield self.collate(split, idx, variants[idx], augmentation)
 
     def pair_batches(
@@ -257,6 +258,7 @@ class Task:
             y = targets[idx]
             draw = (torch.rand(len(idx), generator=generator) * counts[y]).long().clamp_max(counts[y] - 1)
             partners = by_class[first[y] + draw]
+            idx, partners = shard(idx), shard(partners)  # the draws are the whole batch's, as with one process
             keys.append((torch.cat([idx, partners]), torch.cat([variants[0, idx], variants[1, idx]])))
         if isinstance(split, StreamingSplit):
             load = partial(self.load_sample, split, augmentation=augmentation)

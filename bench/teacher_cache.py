@@ -72,6 +72,7 @@ class TeacherOutputCache:
                               "runs live, its outputs cannot be cached")
         recorder = FeatureRecorder(teacher, {p: task.module_path(teacher_name, p) for p in points})
         teacher.eval()
+        device = next(teacher.parameters()).device  # the forwards run where the teacher is; the cache is on the CPU
         per_variant = []
         try:
             with torch.no_grad():
@@ -79,7 +80,7 @@ class TeacherOutputCache:
                     chunks = []
                     for start in range(0, len(split), batch_size):
                         indices = torch.arange(start, min(start + batch_size, len(split)))
-                        batch = task.collate(split, indices, torch.full_like(indices, v), augmentation)
+                        batch = task.collate(split, indices, torch.full_like(indices, v), augmentation).to(device)
                         output, features = recorder.record(lambda b=batch: task.forward_features(teacher, b))
                         features = with_logits(features, output)
                         chunks.append({p: _detach(features[p]) for p in points})

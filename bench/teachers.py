@@ -293,9 +293,12 @@ class TeacherZoo:
     """Train-or-load teachers keyed by their recipe hash (assistants by theirs): the repository's shipped
     file for the recipe if there is one (:mod:`bench.shipped_teachers`), else the cache, else trained now."""
 
-    def __init__(self, root: Path | None = None, shipped: bool = True):
+    def __init__(self, root: Path | None = None, shipped: bool = True, device: str | torch.device = "cpu"):
         self.root = Path(root) if root else cache_dir() / "teachers"
         self.shipped_root = shipped_root() if shipped else None
+        #: where the teachers are trained and evaluated and where the returned models live (their files
+        #: always hold CPU tensors, so a teacher trained on a GPU loads anywhere)
+        self.device = torch.device(device)
 
     def _shipped(self, task: Task, splits: dict[str, Split], model_name: str, key: str,
                  source: str) -> Teacher | None:
@@ -311,8 +314,8 @@ class TeacherZoo:
         except TeacherMismatchError as exc:
             unusable(path, entry, str(exc))
             return None
-        teacher = Teacher(model, model_name, sha, source, entry["metrics"], entry["train_seconds"], str(path),
-                          tuple(entry["classes"]), recipe_key=key, shipped=True)
+        teacher = Teacher(model.to(self.device), model_name, sha, source, entry["metrics"], entry["train_seconds"],
+                          str(path), tuple(entry["classes"]), recipe_key=key, shipped=True)
         check_label_space(teacher, classes, f"shipped teacher {path}")
         return teacher
 
@@ -334,7 +337,7 @@ class TeacherZoo:
         teacher = self._shipped(task, splits, recipe.model, key, "zoo")
         if teacher is None:
             weights, meta_path = self.paths(protocol, data, recipe)
-            teacher = self._load(task, splits, recipe.model, weights, meta_path, "zoo")
+            teacher = self._load(task, splits, recipe.model, weights, meta_path, "zoo", self.device)
             if teacher is None:
                 teacher = self._train(protocol, task, splits, recipe, weights, meta_path, progress)
         teacher.seed, teacher.recipe_key = recipe.seed, key
@@ -348,7 +351,7 @@ class TeacherZoo:
         weights, meta_path = self.root / "assistants" / f"{key}.pt", self.root / "assistants" / f"{key}.json"
         assistant = self._shipped(task, splits, model_name, key, "assistant")
         if assistant is None:
-            assistant = self._load(task, splits, model_name, weights, meta_path, "assistant")
+            assistant = self._load(task, splits, model_name, weights, meta_path, "assistant", self.device)
         if assistant is None:
             from bench.distill import TeacherInput
             from bench.registry import METHODS
@@ -359,7 +362,7 @@ class TeacherZoo:
                 outputs, _ = TeacherOutputCache.load_or_build(
                     taught_by.model, taught_by.model_name, taught_by.sha256, data, task,
                     splits["train"], protocol.augmentation, ("logits",))
-            teaching = TeacherInput(taught_by.model, taught_by.model_name, outputs)
+            teaching = TeacherInput(taught_by.model.to(self.device), taught_by.model_name, outputs)
             assistant = self._train(protocol, task, splits, TeacherRecipe(model_name, protocol.schedule,
                                                                           protocol.teacher.seed),
                                     weights, meta_path, progress, METHODS.get("kd")(**kd_hparams), teaching,
@@ -370,7 +373,7 @@ class TeacherZoo:
 
     @staticmethod
     def _load(task: Task, splits: dict[str, Split], model_name: str, weights: Path, meta_path: Path,
-              source: str) -> Teacher | None:
+              source: str, device: torch.device) -> Teacher | None:
         """The cached teacher, or ``None`` when there is none or when its files fail their checks
         (sidecar unreadable or edited, weights edited, truncated or unreadable): then it is retrained,
         with a :class:`~bench.paths.CacheIntegrityWarning`."""
@@ -389,8 +392,8 @@ class TeacherZoo:
                           CacheIntegrityWarning, stacklevel=3)
             return None
         recorded = tuple(meta["classes"]) if "classes" in meta else None
-        teacher = Teacher(model, model_name, sha, source, meta["metrics"], meta["train_seconds"], str(weights),
-                          recorded)
+        teacher = Teacher(model.to(device), model_name, sha, source, meta["metrics"], meta["train_seconds"],
+                          str(weights), recorded)
         check_label_space(teacher, classes, f"cached teacher {weights}")
         return teacher
 
@@ -405,16 +408,16 @@ class TeacherZoo:
         set_threads(protocol.threads)  # the thread count is part of the recipe: results depend on it
         generator = seed_everything(recipe.seed)
         classes = tuple(splits["train"].classes)
-        model = task.build_model(recipe.model, len(classes))  # built under the recipe's seed
+        model = task.build_model(recipe.model, len(classes)).to(self.device)  # built under the recipe's seed
         distiller = Distiller(task, model, recipe.model, method or METHODS.get("baseline")(),
                               [teaching] if teaching else ())
         start = time.perf_counter()
         train(distiller, splits["train"], recipe.schedule, protocol.augmentation, generator,
-              progress=progress, desc=f"{source} {recipe.model}", model_name=recipe.model)
+              progress=progress, desc=f"{source} {recipe.model}", model_name=recipe.model, device=self.device)
         seconds = time.perf_counter() - start
         distiller.close()
         metrics = task.evaluate(model, splits["test"], recipe.schedule.batch_size)
-        atomic_save(model.state_dict(), weights)
+        atomic_save({k: v.cpu() for k, v in model.state_dict().items()}, weights)
         sha = sha256_file(weights)
         meta = {"sha256": sha, "recipe": dataclasses.asdict(recipe), "protocol": protocol.key,
                 "metrics": metrics, "train_seconds": seconds, "classes": list(classes), **(extra_meta or {})}
@@ -435,6 +438,7 @@ class TeacherZoo:
         _check_file_label_space(task, model_name, classes, Path(path))
         model = task.build_model(model_name, len(classes))
         sha = load_state_dict_checked(model, Path(path), expected_sha256, model_name)
+        model = model.to(self.device)
         metrics = task.evaluate(model, splits["test"], protocol.schedule.batch_size)
         return Teacher(model, model_name, sha, "file", metrics, 0.0, str(path), None)
 

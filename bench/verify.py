@@ -83,13 +83,15 @@ def verify_record(path: str | Path, options, tolerance: float = 0.0,
     from bench.datacheck import locate_data_root  # the dataset's own folder, as run and suite read it
 
     options = replace(options, hparams=dict(identity["hparams"]), force=True,
+                      precision=identity.get("precision", "fp32"),
                       data_root=locate_data_root(protocol.dataset.get("name"), options.data_root))
     mine = run_identity(protocol, identity["method"], record["seed"], options)
     if mine != identity:
-        differ = [k for k in ("hparams", "teachers", "data") if mine[k] != identity[k]]
+        differ = [k for k in ("hparams", "teachers", "data", "processes") if mine.get(k) != identity.get(k)]
         hint = {"teachers": "give the record's teacher file(s) with --teacher / --ensemble-teacher",
                 "data": "give the dataset the record was made from with --data-root (same files, sizes, mtimes)",
-                "hparams": "the method's hyperparameters no longer resolve the same way"}
+                "hparams": "the method's hyperparameters no longer resolve the same way",
+                "processes": "rerun under torchrun with the record's number of processes"}
         raise ConfigError(f"{path}: this rerun would not have the record's identity: {', '.join(differ)} "
                           f"differ ({'; '.join(hint[k] for k in differ)})")
     with tempfile.TemporaryDirectory(prefix="kdbench-verify-") as scratch:

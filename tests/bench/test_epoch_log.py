@@ -58,3 +58,37 @@ def test_kdbench_run_prints_a_line_per_epoch_when_piped(tmp_path):
                          check=True).stdout
     epochs = [line for line in out.splitlines() if " main epoch " in line]
     assert len(epochs) == 4 and epochs[0].startswith("classification-smoke@v2 baseline seed 0 main epoch 1/4: ce ")
+
+
+def test_tensorboard_gets_each_epoch_as_it_trains(two_epochs, tmp_path, no_latency_measurement):
+    """``--tensorboard DIR``: scalars per epoch under DIR/<protocol>/<method>/<entry>/seed-N, the numbers
+    of the CSV; the run's own numbers unchanged."""
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    store = ResultsStore(tmp_path / "records")
+    plain = run_one(two_epochs, "kd", 0, ResultsStore(tmp_path / "plain"), RunOptions())
+    record = run_one(two_epochs, "kd", 0, store, RunOptions(tensorboard=str(tmp_path / "tb"), validate_epochs=True))
+    assert record["metrics"] == plain["metrics"]
+    folder = tmp_path / "tb" / two_epochs.key / "kd" / record["identity"]["entry"][:12] / "seed-0"
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"loss/ce", "loss/kd", "lr", "samples_per_second", "val/top1"} <= tags
+    rows = rows_of(store, record)
+    kd = events.Scalars("loss/kd")
+    assert [e.step for e in kd] == [1, 2]
+    assert [round(e.value, 4) for e in kd] == [round(float(r["loss:kd"]), 4) for r in rows]
+
+
+def test_tensorboard_missing_is_named_before_anything_runs(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from bench.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    code = main(["run", "--protocol", "classification-smoke", "--method", "kd", "--results", str(tmp_path / "r"),
+                 "--tensorboard", str(tmp_path / "tb")])
+    assert code != 0 and "pip install 'kdbench[tensorboard]'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -11,7 +11,7 @@ Prints images/s and the projected time of the protocol's training run: 240 epoch
 (782 steps of 64 per epoch with the protocol's ``drop_last = false``), teacher training and evaluation
 excluded.
 
-Run: ``python tests/benchmarks/cifar_kd_step.py [--device cuda] [--steps 30] [--threads N]``.
+Run: ``python tests/benchmarks/cifar_kd_step.py [--device cuda] [--precision bf16] [--steps 30] [--threads N]``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def recipe() -> Protocol:
                     method_overrides={"kd": {"T": 4.0, "alpha": 0.9}})
 
 
-def timed_steps(protocol: Protocol, device: torch.device, steps: int, warmup: int) -> tuple[float, float]:
+def timed_steps(protocol: Protocol, device: torch.device, steps: int, warmup: int,
+                precision: str = "fp32") -> tuple[float, float]:
     """Seconds per step and the teacher's share of them, over ``steps`` steps after ``warmup`` steps."""
     task = make_task(protocol)
     batch = protocol.schedule.batch_size
@@ -64,7 +65,7 @@ def timed_steps(protocol: Protocol, device: torch.device, steps: int, warmup: in
         split = Split(images[part], labels[part], classes)
         before = distiller.teacher_forward_seconds
         stats = train(distiller, split, schedule, protocol.augmentation, generator, device=device,
-                      model_name=protocol.student)
+                      model_name=protocol.student, precision=precision)
         seconds[name] = (stats.wall_seconds / stats.steps, (distiller.teacher_forward_seconds - before) / stats.steps)
     distiller.close()
     return seconds["timed"]
@@ -76,22 +77,27 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="timed steps (default 30)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: the protocol's)")
+    parser.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16 (bench/precision.py)")
     args = parser.parse_args()
     protocol = recipe()
     threads = args.threads or protocol.threads
     set_threads(threads)
     device = torch.device(args.device)
-    step, teacher = timed_steps(protocol, device, args.steps, args.warmup)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    step, teacher = timed_steps(protocol, device, args.steps, args.warmup, args.precision)
     batch = protocol.schedule.batch_size
     steps_per_epoch = TRAIN_IMAGES // batch if protocol.schedule.drop_last else -(-TRAIN_IMAGES // batch)
     total_steps = steps_per_epoch * protocol.schedule.epochs
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {threads} thread(s)"
     print(f"{protocol.key}: kd step, {protocol.teacher.model} -> {protocol.student}, batch {batch}, "
-          f"{protocol.augmentation}, teacher live; {name}, torch {torch.__version__}")
+          f"{protocol.augmentation}, teacher live, {args.precision}; {name}, torch {torch.__version__}")
     print(f"step: {step * 1000:.1f} ms ({teacher * 1000:.1f} ms of it the teacher's forward pass), "
           f"{batch / step:.1f} images/s over {args.steps} steps after {args.warmup} warm-up steps")
     print(f"projected training of the student: {protocol.schedule.epochs} epochs x {steps_per_epoch} steps = "
           f"{total_steps} steps = {total_steps * step / 3600:.1f} h")
+    if device.type == "cuda":
+        print(f"GPU memory: {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB at most allocated")
 
 
 if __name__ == "__main__":
