@@ -371,6 +371,23 @@ def suite_protocols(args: argparse.Namespace) -> list:
     return [protocol_for_data(p, args.dataset, args.data_root) for p in chosen]
 
 
+def suite_executor(args: argparse.Namespace):
+    """``--executor``: None for the local process pool, else a factory of the Ray executor (checked now)."""
+    if args.executor == "local":
+        if args.address:
+            raise ConfigError("--address names a Ray cluster: it needs --executor ray")
+        return None
+    from functools import partial
+
+    from bench.ray_executor import RayExecutor, check_ray
+
+    check_ray()
+    gpus = args.gpus_per_run if args.gpus_per_run is not None else (1 if args.device.startswith("cuda") else 0)
+    if args.cpus_per_run <= 0 or gpus < 0:
+        raise ConfigError(f"--cpus-per-run {args.cpus_per_run} / --gpus-per-run {gpus}: must be > 0 / >= 0")
+    return partial(RayExecutor, args.address, args.cpus_per_run, gpus)
+
+
 def cmd_suite(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -385,6 +402,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
     from leaderboard.render import check_leaderboard_output
 
     results, out = render_folders(args)
+    executor = suite_executor(args)
     if args.publish:
         if args.dataset:
             raise ConfigError(f"--publish with --dataset {args.dataset}: the published leaderboard holds only "
@@ -417,7 +435,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
     for protocols, group_options in groups:
         if protocols:
             run_suite(args.tier, str(results), group_options, jobs=args.jobs, methods=args.methods,
-                      protocols=protocols, on_protocol_done=show, on_first_seed_done=early)
+                      protocols=protocols, on_protocol_done=show, on_first_seed_done=early,
+                      executor=executor)
     if not results.is_dir():  # every protocol skipped (full data missing): nothing to render, not a failure
         print(f"no records in {results}: nothing ran, no tables written")
         return 0
@@ -726,6 +745,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "skips its protocol")
     p.add_argument("--methods", nargs="+", help="only these methods")
     p.add_argument("--jobs", type=int, default=2, help="parallel runs (default: 2)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where the runs go: local, a pool of --jobs processes (default); ray, one Ray task per "
+                        "run on the cluster at --address (default: a local Ray started for the suite), retried "
+                        "and resumed from its checkpoint if its worker is lost (needs the ray extra)")
+    p.add_argument("--address", help="--executor ray: the Ray cluster's address, e.g. 10.0.0.1:6379 or auto")
+    p.add_argument("--cpus-per-run", type=float, default=1, help="--executor ray: CPUs each run asks for (1)")
+    p.add_argument("--gpus-per-run", type=float,
+                   help="--executor ray: GPUs each run asks for (default: 1 with --device cuda, else 0)")
     p.add_argument("--results", default=DEFAULT_RESULTS, help=f"results folder (default: {DEFAULT_RESULTS})")
     p.add_argument("--out", help="where to write the tables (default: RESULTS/leaderboard)")
     p.add_argument("--publish", action="store_true",

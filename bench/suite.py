@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 from dataclasses import dataclass, replace
 
 from tqdm.auto import tqdm
@@ -203,11 +204,13 @@ def pending_jobs(protocol: Protocol, methods: list[str], store: ResultsStore, op
 def run_suite(tier: str, results: str, options: RunOptions, jobs: int = 2,
               methods: list[str] | None = None, protocols: list[str | Protocol] | None = None,
               on_protocol_done: Callable[[Protocol], None] | None = None,
-              on_first_seed_done: Callable[[Protocol, int], None] | None = None) -> list[Protocol]:
+              on_first_seed_done: Callable[[Protocol, int], None] | None = None,
+              executor: Callable[[], Any] | None = None) -> list[Protocol]:
     """Run the tier's protocols (or the given ones: names, or protocols such as a user's file) with their
     applicable methods and seeds; ``on_protocol_done(protocol)`` is called (in this thread) as soon as
     the last run of a protocol that had runs to do is finished, ``on_first_seed_done(protocol, seed)``
-    when every method's first pending seed is done and other runs of the protocol remain."""
+    when every method's first pending seed is done and other runs of the protocol remain. ``executor``:
+    makes the pool the runs go to instead of local processes (``bench.ray_executor.RayExecutor``)."""
     chosen = ([p if isinstance(p, Protocol) else get_protocol(p) for p in protocols] if protocols
               else protocols_of_tier(tier))
     check_method_names(methods, chosen)
@@ -223,7 +226,7 @@ def run_suite(tier: str, results: str, options: RunOptions, jobs: int = 2,
         for protocol, names, _ in plans:
             check_and_profile(protocol, names, options)
         with JobQueue(jobs, sum(len(p) for _, _, p in plans), options.progress, on_protocol_done,
-                      on_first_seed_done) as jobs_queue:
+                      on_first_seed_done, executor if plans else None) as jobs_queue:
             for protocol, names, pending in plans:  # while a protocol prepares, the earlier ones report
                 jobs_queue.while_reporting(lambda p=protocol, n=names: prepare(p, n, options))
                 jobs_queue.submit(pending)
@@ -244,7 +247,8 @@ class JobQueue:
 
     def __init__(self, jobs: int, total: int, progress: bool,
                  on_protocol_done: Callable[[Protocol], None] | None = None,
-                 on_first_seed_done: Callable[[Protocol, int], None] | None = None):
+                 on_first_seed_done: Callable[[Protocol, int], None] | None = None,
+                 executor: Callable[[], Any] | None = None):
         self.progress = progress
         self.bar = tqdm(total=total, desc="runs", unit="run", disable=None if progress else True)
         self.report = ProgressLines(total, max(jobs, 1)) if progress and self.bar.disable else None
@@ -255,7 +259,9 @@ class JobQueue:
         self._protocols: dict[str, Protocol] = {}
         self._finished: queue.SimpleQueue[RunDone] = queue.SimpleQueue()  # filled by the pool's thread
         self.pool = None
-        if jobs > 1:
+        if executor is not None:  # e.g. Ray: its workers, its retries; the same futures
+            self.pool = executor()
+        elif jobs > 1:
             self.pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
                                                initializer=_worker_init)
         self.futures: list[cf.Future] = []
@@ -389,7 +395,7 @@ class JobQueue:
         to unwind its run, then SIGKILL what is left; nothing of the pool outlives this call."""
         if self.pool is None:
             return
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown(wait=False, cancel_futures=True)  # Ray's executor cancels and kills its tasks here
         processes = list(self._workers.values())
         for process in processes:
             if process.is_alive():
