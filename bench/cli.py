@@ -147,21 +147,32 @@ def _options(args: argparse.Namespace, **extra):
 
 def cmd_list(args: argparse.Namespace) -> int:
     from bench.protocol import get_protocol
-    from bench.registry import DATASETS, METHODS, MODELS, PROTOCOLS, TASKS
+    from bench.registry import DATASETS, METHODS, MODELS, PLUGIN_ERRORS, PROTOCOLS, TASKS
 
-    print("tasks:     " + ", ".join(TASKS.names()))
+    def names(registry) -> str:  # a plugin's entries say where they come from
+        return ", ".join(f"{n} [{registry.source(n)}]" if registry.is_plugin(n) else n for n in registry.names())
+
+    def origin(registry, name: str) -> str:
+        return f"  [{registry.source(name)}]" if registry.is_plugin(name) else ""
+
+    print("tasks:     " + names(TASKS))
     print("methods:")
     for name in METHODS.names():
         cls = METHODS.get(name)
         summary = (cls.__doc__ or "").strip().splitlines()[0]
-        print(f"  {name:<12} {summary}  defaults={cls.defaults}")
+        print(f"  {name:<12} {summary}  defaults={cls.defaults}{origin(METHODS, name)}")
     print("protocols:")
     for name in PROTOCOLS.names():
         p = get_protocol(name)
         print(f"  {name:<24} task={p.task} tier={p.tier} version={p.version} hash={p.short_hash} "
-              f"seeds={list(p.seeds)}")
-    print("models:    " + ", ".join(MODELS.names()))
-    print("datasets:  " + ", ".join(DATASETS.names()))
+              f"seeds={list(p.seeds)}{origin(PROTOCOLS, name)}")
+    print("models:    " + names(MODELS))
+    print("datasets:  " + names(DATASETS))
+    print("built-ins come from this package; plugins from installed distributions' kdbench.* entry points")
+    if PLUGIN_ERRORS:
+        print("plugins not loaded:")
+        for plugin, error in PLUGIN_ERRORS:
+            print(f"  {plugin}: {error}")
     return 0
 
 

@@ -63,3 +63,16 @@ class Interrupted(KeyboardInterrupt):
 
         self.signum = signum
         super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+class DuplicateNameError(KDBenchError, KeyError):
+    """A name registered twice (a plugin's method named like a built-in): both sources are named."""
+
+    exit_code = 2
+
+    def __init__(self, kind: str, name: str, source: str, existing: str):
+        self.kind, self.name, self.source, self.existing = kind, name, source, existing
+        super().__init__(f"{kind} {name!r} from {source} is refused: the name is already registered by {existing}")
+
+    def __str__(self) -> str:
+        return self.args[0]
