@@ -503,6 +503,46 @@ def cmd_verify_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Write a submission bundle (:mod:`bench.submission`); refused, listing every problem, if incomplete."""
+    from bench.protocol import get_protocol
+    from bench.submission import bundle_name, make_bundle, write_bundle
+
+    protocol = get_protocol(args.protocol)
+    bundle = make_bundle(protocol, args.method, args.results, args.entry)
+    out = Path(args.out) if args.out else Path(bundle_name(protocol.key, args.method))
+    if out.exists() and not out.name.endswith(".kdbench.json"):
+        raise ConfigError(f"--out {out}: exists and is not a bundle; give a new path ending in .kdbench.json")
+    write_bundle(bundle, out)
+    print(f"{out}: {protocol.key} {args.method} entry {bundle['entry']['id'][:12]} "
+          f"({bundle['entry']['label'] or 'default'}), seeds {bundle['seeds']}, commit "
+          f"{(bundle['environment']['commit'] or '?')[:10]}, method source {bundle['method']['file']} "
+          f"sha256 {bundle['method']['sha256'][:12]} ({bundle['method']['origin']})")
+    print(f"rerun: {bundle['command']}")
+    print(f"verify: kdbench verify {out} --seeds {bundle['seeds'][0]}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check a bundle and rerun seeds of it (:mod:`bench.submission`)."""
+    from bench.runner import RunOptions
+    from bench.submission import verify_bundle
+
+    check_device(args.device)
+    if args.import_to:
+        check_writable_folder(args.import_to, "--import")
+    options = RunOptions(device=args.device, progress=not args.quiet)
+    report = verify_bundle(args.bundle, args.seeds, options, args.by, args.import_to)
+    for line in report["mismatches"]:
+        print(line)
+    if not report["ok"]:
+        print(f"{args.bundle}: {len(report['mismatches'])} mismatch(es), mode {report['mode']}; not verified")
+        return 1
+    print(f"{args.bundle}: seeds {report['seeds']} reproduced ({report['mode']}); verified by {report['by']} at "
+          f"{report['time']}" + (f"; records imported into {args.import_to}" if args.import_to else ""))
+    return 0
+
+
 def cmd_data_check(args: argparse.Namespace) -> int:
     """``kdbench data check NAME --data-root DIR``: exit 0 when the dataset is there and complete, 1 when
     not (the report names what is missing, the expected layout and the official download page)."""
@@ -834,6 +874,28 @@ def build_parser() -> argparse.ArgumentParser:
                                                            "of a --protocol-file protocol)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_verify_record)
+
+    p = sub.add_parser("submit", help="write a submission bundle: every seed's record of a method on a protocol, "
+                                      "the method's source and origin, the environment and the rerun command")
+    p.add_argument("--protocol", required=True, help="a registered protocol")
+    p.add_argument("--method", required=True)
+    p.add_argument("--results", default=DEFAULT_RESULTS, help=f"where the records are (default: {DEFAULT_RESULTS})")
+    p.add_argument("--entry", metavar="ID", help="the entry (identity) to submit, by its first hex digits "
+                                                 "(default: the method's default entry)")
+    p.add_argument("--out", metavar="FILE", help="the bundle's path (default: ./<protocol key>__<method>.kdbench.json)")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("verify", help="check a submission bundle and rerun some of its seeds; on a match mark it "
+                                      "verified (BUNDLE.verified.json), else list every mismatch")
+    p.add_argument("bundle", help="a .kdbench.json file written by kdbench submit")
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds to rerun (default: the bundle's first)")
+    p.add_argument("--import", dest="import_to", metavar="DIR",
+                   help="when verified, copy the bundle's records into this results folder, the rerun seeds marked "
+                        "verified (e.g. leaderboard/records, then kdbench leaderboard --publish)")
+    p.add_argument("--by", help="who verifies (default: user@host)")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("profile", help="params, MACs/FLOPs, latency and throughput of a protocol's models or any model")
     p.add_argument("--protocol", help="profile this protocol's teacher and student at its input and batch size")
