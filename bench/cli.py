@@ -588,9 +588,34 @@ def cmd_teachers(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    if args.html:
+        return write_html_site(args)
     results, out = render_folders(args)
     print(render(results, out, args.overwrite))
     print(f"tables written to {out}")
+    return 0
+
+
+SITE_MARKER = ".kdbench-site"
+
+
+def write_html_site(args: argparse.Namespace) -> int:
+    """``kdbench leaderboard --html OUT``: the static site (:mod:`leaderboard.site`). OUT must be new, empty, or
+    a site kdbench wrote (its marker file); anything else is refused naming a file unless ``--overwrite``."""
+    from leaderboard.site import write_site
+
+    results = PUBLISHED_RECORDS if args.publish else Path(args.results)
+    out = Path(args.html)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--html {out}: exists and is not a folder")
+    foreign = sorted(p for p in out.rglob("*") if p.is_file()) if out.is_dir() else []
+    if foreign and not (out / SITE_MARKER).is_file() and not args.overwrite:
+        raise ConfigError(f"--html {out}: the folder holds files kdbench did not write (e.g. {foreign[0]}); give a "
+                          "new or empty folder, or --overwrite")
+    check_writable_folder(out, "--html")
+    files = write_site(results, out)
+    (out / SITE_MARKER).write_text("written by kdbench leaderboard --html; rewritten on every run\n")
+    print(f"{len(files)} files of the leaderboard site written to {out} (open {out / 'index.html'})")
     return 0
 
 
@@ -853,6 +878,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("leaderboard", help="render Markdown and CSV tables from result records")
     p.add_argument("--results", default=DEFAULT_RESULTS, help=f"records folder (default: {DEFAULT_RESULTS})")
     p.add_argument("--out", help="tables folder (default: RESULTS/leaderboard)")
+    p.add_argument("--html", metavar="OUT",
+                   help="write the leaderboard as a static web site to OUT instead (index of tracks, a sortable page "
+                        "per protocol, a page per method; works from file:// and any static host)")
     p.add_argument("--publish", action="store_true",
                    help=f"render the published records {PUBLISHED_RECORDS} into the published tables "
                         f"{PUBLISHED_TABLES} (never written otherwise)")
