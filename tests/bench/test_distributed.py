@@ -36,6 +36,7 @@ def records(results: Path) -> list[dict]:
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["crd", "dml"])  # a memory bank; a peer with its own optimiser
 def test_two_gloo_processes_repeat_a_seed_and_write_one_record(tmp_path, method):
+    """Run twice (the second with checkpoints, which change no number): the same numbers."""
     first = torchrun(tmp_path, tmp_path / "a", method)
     assert first.returncode == 0, first.stderr[-3000:]
     second = torchrun(tmp_path, tmp_path / "b", method, "--checkpoint-every", "1")
