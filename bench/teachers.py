@@ -8,7 +8,10 @@ threads, the teacher recipe: :func:`recipe_hash`) and of the digest of the code
 that trains it (:func:`bench.identity.training_code_digest`: engine, teachers,
 distiller, the task package with its models), so a teacher trained on other
 data or by other code is never reused. Assistants are keyed the same way
-(:func:`assistant_hash`, with the ``kd`` method's code).
+(:func:`assistant_hash`, their recipe: who taught them, on what data, with what KD; the cache key
+adds the digest of the training code and the ``kd`` method's). The repository's shipped files are
+looked up by the recipe alone, teachers' and assistants' alike, so a change of the training code does
+not orphan them (``kdbench teachers verify`` says whether today's code still reproduces them).
 
 Loading re-checks the sidecar's own digest and the weights' sha256 and uses
 ``torch.load(..., weights_only=True)``; a cached file that fails (edited,
@@ -106,16 +109,15 @@ def _normalization_spec(protocol: Protocol) -> dict[str, Any]:
 
 def assistant_hash(protocol: Protocol, model_name: str, taught_by: str, kd_hparams: dict[str, Any],
                    data: str) -> str:
-    """Hash of an assistant's recipe and training code: the data (spec and fingerprint), its model,
-    the sha256 of the model that taught it, the schedule (the protocol's student schedule), the KD
-    hyperparameters, the seed, and the digest of the code that trains it (with the ``kd`` method)."""
-    from bench.registry import METHODS
-
+    """Hash of an assistant's recipe: the data (spec and fingerprint), its model, the sha256 of the model
+    that taught it, the schedule (the protocol's student schedule), the KD hyperparameters and the seed.
+    Like :func:`recipe_hash` it leaves the code out (the cache key adds it, :meth:`TeacherZoo.assistant`);
+    until 2026-12-03 it held the code digest too, which orphaned the shipped assistants at every change
+    of the training code."""
     spec = {
         "task": protocol.task,
         "dataset": protocol.dataset,
         "data": data,
-        "code": training_code_digest(protocol.task, METHODS.get("kd").__module__),
         "augmentation": protocol.augmentation,
         "threads": protocol.threads,
         "assistant": model_name,
@@ -347,14 +349,16 @@ class TeacherZoo:
                   taught_by: Teacher, kd_hparams: dict[str, Any], progress: bool = False) -> Teacher:
         """A teacher assistant (Mirzadeh et al. 2020): ``model_name`` trained by plain KD from
         ``taught_by`` on the protocol's student schedule; cached by its recipe like a teacher."""
+        from bench.registry import METHODS
+
         key = assistant_hash(protocol, model_name, taught_by.sha256, kd_hparams, data)
-        weights, meta_path = self.root / "assistants" / f"{key}.pt", self.root / "assistants" / f"{key}.json"
+        cached = sha256_json({"recipe": key, "code": training_code_digest(protocol.task, METHODS.get("kd").__module__)})
+        weights, meta_path = self.root / "assistants" / f"{cached}.pt", self.root / "assistants" / f"{cached}.json"
         assistant = self._shipped(task, splits, model_name, key, "assistant")
         if assistant is None:
             assistant = self._load(task, splits, model_name, weights, meta_path, "assistant", self.device)
         if assistant is None:
             from bench.distill import TeacherInput
-            from bench.registry import METHODS
             from bench.teacher_cache import TeacherOutputCache
 
             outputs = None  # random crops have no finite variant set: the teacher runs live

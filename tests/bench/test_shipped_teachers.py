@@ -90,3 +90,18 @@ def test_the_cli_lists_ships_and_verifies(shipped, tiny_protocol, capsys, monkey
     assert main(["teachers", "list"]) == 0
     listed = capsys.readouterr().out
     assert f"{tiny_protocol.key} teacher {tiny_protocol.teacher.model}" in listed
+
+
+def test_the_shipped_assistants_survive_a_change_of_the_training_code(monkeypatch):
+    """The repository's shipped teacher and assistant of the gap protocol are found by their recipe alone:
+    a change of the training code (its digest) leaves them in use; only the cache key moves."""
+    from pathlib import Path
+
+    from bench.protocol import get_protocol
+
+    repository = Path(__file__).resolve().parents[2]
+    monkeypatch.setenv("KDBENCH_SHIPPED_TEACHERS", str(repository / "leaderboard" / "teachers"))
+    monkeypatch.setattr("bench.teachers.training_code_digest", lambda *a, **k: "0" * 64)
+    protocol = get_protocol("classification-gap")
+    stages = Workspace(protocol, RunOptions()).teaching(build_method(protocol, "takd")).stages
+    assert [(role, teacher.shipped) for role, teacher in stages] == [("teacher", True), ("assistant", True)]
