@@ -82,8 +82,8 @@ class RayExecutor:
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         if cancel_futures:
             self.stop()
-        if wait and not cancel_futures:
-            self._ray.wait(self._refs, num_returns=len(self._refs)) if self._refs else None
+        elif wait and self._refs:
+            self._ray.wait(self._refs, num_returns=len(self._refs))
         if self._started_here and self._ray.is_initialized():
             self._ray.shutdown()
 

@@ -66,8 +66,8 @@ def records(results: Path) -> dict[int, dict]:
 
 @pytest.fixture
 def protocol_file(smoke_protocol, tmp_path):
-    """The smoke protocol with 8 epochs and seeds 0, 1, as a user's protocol file."""
-    schedule = dataclasses.replace(smoke_protocol.schedule, epochs=8)
+    """The smoke protocol with 5 epochs and seeds 0, 1, as a user's protocol file."""
+    schedule = dataclasses.replace(smoke_protocol.schedule, epochs=5)
     protocol = dataclasses.replace(smoke_protocol, name="classification-ray", schedule=schedule, seeds=(0, 1))
     path = tmp_path / "classification-ray.json"
     path.write_text(json.dumps(protocol.to_dict()))
