@@ -227,7 +227,10 @@ def run_suite(tier: str, results: str, options: RunOptions, jobs: int = 2,
             check_and_profile(protocol, names, options)
         with JobQueue(jobs, sum(len(p) for _, _, p in plans), options.progress, on_protocol_done,
                       on_first_seed_done, executor if plans else None) as jobs_queue:
-            for protocol, names, pending in plans:  # while a protocol prepares, the earlier ones report
+            for index, (protocol, names, pending) in enumerate(plans):
+                if index == 1:  # the first table first: the next protocol's preparation would slow its runs
+                    jobs_queue.until_first_table()
+                # while a protocol prepares, the earlier ones report
                 jobs_queue.while_reporting(lambda p=protocol, n=names: prepare(p, n, options))
                 jobs_queue.submit(pending)
     return chosen
@@ -257,6 +260,7 @@ class JobQueue:
         self._left: dict[str, int] = {}  # protocol key -> its runs not finished yet
         self._first_seed: dict[str, tuple[int, int]] = {}  # protocol key -> (its first pending seed, runs left)
         self._protocols: dict[str, Protocol] = {}
+        self._tables_due = 0  # protocols whose first (provisional or final) table is due
         self._finished: queue.SimpleQueue[RunDone] = queue.SimpleQueue()  # filled by the pool's thread
         self.pool = None
         if executor is not None:  # e.g. Ray: its workers, its retries; the same futures
@@ -287,6 +291,16 @@ class JobQueue:
                 self.futures.append(future)
                 self._workers.update(self.pool._processes or {})  # noqa: SLF001 - spawned by submit
         self._drain()
+
+    def until_first_table(self) -> None:
+        """Report finished runs until a protocol's first table (provisional or final) is due, i.e. every
+        method of the first protocol has its first seed, or until nothing is left to wait for."""
+        while self.pool is not None and self.futures and not self._tables_due:
+            if all(f.done() for f in self.futures):
+                break
+            time.sleep(POLL_SECONDS)  # the main thread wakes for signals; the pool thread fills the queue
+            self._drain()
+            self._raise_first_failure()
 
     def while_reporting(self, work: Callable[[], None]) -> None:
         """Do ``work`` (the next protocol's preparation: teachers, output caches) while the runs already
@@ -333,10 +347,14 @@ class JobQueue:
             first, left = self._first_seed[done.protocol]
             if done.seed == first:
                 self._first_seed[done.protocol] = (first, left - 1)
-                if left == 1 and self._left[done.protocol] > 0 and self.on_first_seed_done is not None:
-                    self.on_first_seed_done(self._protocols[done.protocol], first)
-            if self._left[done.protocol] == 0 and self.on_protocol_done is not None:
-                self.on_protocol_done(self._protocols[done.protocol])
+                if left == 1 and self._left[done.protocol] > 0:
+                    self._tables_due += 1
+                    if self.on_first_seed_done is not None:
+                        self.on_first_seed_done(self._protocols[done.protocol], first)
+            if self._left[done.protocol] == 0:
+                self._tables_due += 1
+                if self.on_protocol_done is not None:
+                    self.on_protocol_done(self._protocols[done.protocol])
 
     def _raise_first_failure(self) -> None:
         for future in self.futures:

@@ -66,3 +66,29 @@ def test_the_cli_prints_progress_lines_and_the_table_before_the_leaderboard_when
     announced = out.index("classification-smoke@v2: all its runs are done")
     assert provisional < announced < out.index("# KDBench leaderboard")
     assert "| baseline |" in out[announced:out.index("# KDBench leaderboard")]
+
+
+def test_the_first_table_comes_before_the_next_protocol_prepares_and_runs_are_reported_meanwhile(
+        tmp_path, monkeypatch):
+    """On a pool of workers: the second protocol's preparation (teachers, output caches) waits for the first
+    protocol's first table, then runs in a helper thread while finished runs keep being reported."""
+    import threading
+
+    import bench.suite as suite
+
+    events = []
+    prepare = suite.prepare
+
+    def recorded_prepare(protocol, methods, options):
+        events.append(("prepare", protocol.key, threading.current_thread() is threading.main_thread()))
+        prepare(protocol, methods, options)
+
+    monkeypatch.setattr(suite, "prepare", recorded_prepare)
+    protocols = [get_protocol("classification-smoke"), get_protocol("pose-smoke")]
+    run_suite("smoke", str(tmp_path), RunOptions(progress=False), jobs=2, methods=["baseline"], protocols=protocols,
+              on_first_seed_done=lambda p, seed: events.append(("table", p.key, True)),
+              on_protocol_done=lambda p: events.append(("done", p.key, True)))
+    first, second = protocols[0].key, protocols[1].key
+    assert events[0] == ("prepare", first, True)  # nothing runs yet: prepared in the main thread
+    table = next(i for i, e in enumerate(events) if e[1] == first and e[0] in ("table", "done"))
+    assert table < events.index(("prepare", second, False))  # the second prepares after, in a helper thread
