@@ -9,8 +9,13 @@ ways, alternating, and compares the median wall time of :func:`bench.engine.trai
 - ``log + checkpoint``: that and a checkpoint after every epoch (``--checkpoint-every 1``, the most
   frequent setting; written atomically, removed at the end as when the record is written).
 
-All three give the same weights (checked). Run: ``python tests/benchmarks/log_checkpoint_overhead.py
-[--repeats 3] [--epochs E]``; needs a quiet machine.
+All three give the same weights (checked). Wall times of whole runs vary by several per cent between
+repeats on a VM, more than the overhead, so the script also times the logging and checkpoint code
+itself, inside the runs: every call of the engine's ``log_epoch`` and of ``Checkpointing.save``, the
+CSV write and the checkpoint's removal, plus the per-step loss-sum accumulation (timed over the same
+number of steps on the run's own loss tensors), as a share of the bare run's median.
+
+Run: ``python tests/benchmarks/log_checkpoint_overhead.py [--repeats 3] [--epochs E]``; needs a quiet machine.
 """
 
 from __future__ import annotations
@@ -33,6 +38,19 @@ from bench.registry import METHODS
 from bench.task import make_task
 
 
+SPENT: dict[str, float] = {}
+
+
+def timed(name: str, fn):
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            SPENT[name] = SPENT.get(name, 0.0) + time.perf_counter() - start
+    return wrapper
+
+
 def one_run(task, protocol, split, schedule, mode: str, folder: Path) -> tuple[float, torch.Tensor]:
     generator = seed_everything(0)
     model = task.build_model(protocol.student, len(split.classes))
@@ -43,9 +61,9 @@ def one_run(task, protocol, split, schedule, mode: str, folder: Path) -> tuple[f
     train(distiller, split, schedule, protocol.augmentation, generator, model_name=protocol.student, log=log,
           checkpoint=checkpoint)
     if log is not None:
-        log.write_csv(folder / "run.epochs.csv")
+        timed("csv", log.write_csv)(folder / "run.epochs.csv")
     if checkpoint is not None:
-        checkpoint.remove()
+        timed("remove", checkpoint.remove)()
     seconds = time.perf_counter() - start
     return seconds, torch.cat([p.detach().flatten() for p in model.parameters()])
 
@@ -60,6 +78,10 @@ def main() -> None:
     schedule = protocol.schedule if args.epochs is None else dataclasses.replace(protocol.schedule, epochs=args.epochs)
     task = make_task(protocol)
     split = task.load_splits(protocol.dataset)["train"]
+    import bench.engine
+
+    bench.engine.log_epoch = timed("log_epoch", bench.engine.log_epoch)
+    Checkpointing.save = timed("checkpoint", Checkpointing.save)
     modes = ("bare", "log", "log + checkpoint")
     times: dict[str, list[float]] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory() as scratch:
@@ -74,6 +96,21 @@ def main() -> None:
     bare = statistics.median(times["bare"])
     print(f"{protocol.key}: student {protocol.student}, baseline, {schedule.epochs} epochs, {steps} steps, "
           f"{protocol.threads} thread(s); median of {args.repeats} alternating repeats")
+    terms = [torch.tensor(2.3, requires_grad=True) * 1.0, torch.tensor(0.7, requires_grad=True) * 1.0]
+    start, sums = time.perf_counter(), {}
+    for _ in range(steps):  # what train() adds per step when it logs
+        for name, value in zip(("ce", "kd"), terms, strict=True):
+            sums[name] = sums.get(name, 0.0) + value.detach()
+    per_step = time.perf_counter() - start
+    rounds = args.repeats + 1
+    print(f"inside the runs, per run: log_epoch {SPENT.get('log_epoch', 0) / (2 * rounds):.4f} s, CSV "
+          f"{SPENT.get('csv', 0) / (2 * rounds):.4f} s, checkpoints {SPENT.get('checkpoint', 0) / rounds:.4f} s "
+          f"({schedule.epochs - 1} saves), removal {SPENT.get('remove', 0) / rounds:.4f} s, loss sums "
+          f"{per_step:.4f} s")
+    log_cost = (SPENT.get("log_epoch", 0) + SPENT.get("csv", 0)) / (2 * rounds) + per_step
+    ckpt_cost = (SPENT.get("checkpoint", 0) + SPENT.get("remove", 0)) / rounds
+    print(f"direct cost against the bare median: log {100 * log_cost / bare:.2f}%, log + checkpoint every epoch "
+          f"{100 * (log_cost + ckpt_cost) / bare:.2f}%")
     for mode in modes:
         t = statistics.median(times[mode])
         every = ", ".join(f"{x:.2f}" for x in times[mode])
