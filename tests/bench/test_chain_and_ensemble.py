@@ -156,6 +156,7 @@ def test_protocol_ensemble_round_trips_and_old_hashes_are_kept(smoke_protocol):
     for key in ("normalization", "teacher_file"):  # issue 13's protocol fields, left out of the hash when empty
         assert not spec.pop(key, None)
     assert spec.pop("feature_stages") == 0  # issue 14's, left out of the hash at 0
+    assert spec.pop("deterministic") is False  # issue 16's, left out of the hash when false
     for schedule in (spec["schedule"], spec["teacher"]["schedule"]):  # issue 13's schedule fields, at default
         assert schedule.pop("lr_schedule") == "cosine" and schedule.pop("milestones") == ()
         assert schedule.pop("gamma") == 0.1 and schedule.pop("lr_by_model") == ()

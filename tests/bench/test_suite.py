@@ -52,7 +52,9 @@ def _alive(pid: int) -> bool:
 
 
 def _files(root: Path) -> dict[str, int]:
-    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    """Every finished file (an atomic write's temporary file, caught while it is written, is not one)."""
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*")
+            if p.is_file() and not p.name.startswith(".tmp-")}
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
@@ -94,6 +96,7 @@ def test_a_signal_stops_every_worker_and_nothing_is_written_after_it(tmp_path, s
     time.sleep(2)  # a surviving worker would still be training, then writing
     assert not [pid for pid in workers if _alive(pid)]
     assert _files(results) == before
+    assert not list(results.rglob(".tmp-*"))  # an interrupted write left nothing behind
 
 
 def test_the_default_suite_runs_a_method_only_on_the_tiers_it_declares():

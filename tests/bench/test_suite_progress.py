@@ -84,7 +84,10 @@ def test_the_first_table_comes_before_the_next_protocol_prepares_and_runs_are_re
         prepare(protocol, methods, options)
 
     monkeypatch.setattr(suite, "prepare", recorded_prepare)
-    protocols = [get_protocol("classification-smoke"), get_protocol("pose-smoke")]
+    import dataclasses
+
+    smoke = get_protocol("classification-smoke")  # two protocols on the same data: no second teacher to train
+    protocols = [smoke, dataclasses.replace(smoke, name="classification-smoke-second")]
     run_suite("smoke", str(tmp_path), RunOptions(progress=False), jobs=2, methods=["baseline"], protocols=protocols,
               on_first_seed_done=lambda p, seed: events.append(("table", p.key, True)),
               on_protocol_done=lambda p: events.append(("done", p.key, True)))
