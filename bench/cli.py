@@ -169,6 +169,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("models:    " + names(MODELS))
     print("datasets:  " + names(DATASETS))
     print("built-ins come from this package; plugins from installed distributions' kdbench.* entry points")
+    from tasks.openmmlab import INSTALL_HINT, available
+
+    if not (available("mmdet") and available("mmseg")):
+        print("OpenMMLab backend: not installed here, so its smoke protocols are not registered and its models "
+              f"(mmdet_*, mmseg_*) cannot be built; {INSTALL_HINT}")
     if PLUGIN_ERRORS:
         print("plugins not loaded:")
         for plugin, error in PLUGIN_ERRORS:

@@ -45,6 +45,10 @@ def set_threads(threads: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
+#: the power of the ``poly`` schedule (SKD's and mmsegmentation's 0.9)
+POLY_POWER = 0.9
+
+
 def make_optimizer(params, schedule: Schedule, total_steps: int, steps_per_epoch: int = 1,
                    lr: float | None = None):
     """SGD at base rate ``lr`` (default ``schedule.lr``) and its rate scheduler, stepped once per step.
@@ -53,6 +57,9 @@ def make_optimizer(params, schedule: Schedule, total_steps: int, steps_per_epoch
     ``schedule.gamma`` once ``m`` epochs of ``steps_per_epoch`` steps are done, for each milestone ``m``;
     the same rates as RepDistiller's per-epoch ``adjust_learning_rate`` (``lr * 0.1 ** #{m < epoch}``,
     epochs counted from 1) and as torch's ``MultiStepLR`` stepped per epoch (``tests/bench/test_schedule.py``).
+    ``poly``: ``lr * (1 - step / total_steps) ** 0.9``, the schedule of the segmentation KD papers (SKD,
+    CWD) and of mmsegmentation's ``PolyLR`` (power 0.9; mmsegmentation's floor ``eta_min`` 1e-4 is not kept:
+    the rate reaches 0 at the last step).
     """
     optimizer = torch.optim.SGD(
         params, lr=schedule.lr if lr is None else lr, momentum=schedule.momentum,
@@ -61,6 +68,9 @@ def make_optimizer(params, schedule: Schedule, total_steps: int, steps_per_epoch
     if schedule.lr_schedule == "step":
         lr_scheduler = torch.optim.lr_scheduler.MultiStepLR(
             optimizer, milestones=[m * steps_per_epoch for m in schedule.milestones], gamma=schedule.gamma)
+    elif schedule.lr_schedule == "poly":
+        lr_scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=max(total_steps, 1),
+                                                             power=POLY_POWER)
     else:
         lr_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
     return optimizer, lr_scheduler

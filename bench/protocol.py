@@ -22,8 +22,9 @@ TIERS = ("smoke", "mini", "full")
 
 #: learning-rate schedules of :class:`Schedule`: ``cosine`` decays to 0 over the run, step by step;
 #: ``step`` multiplies the rate by ``gamma`` at each of the ``milestones`` (epochs), the recipe of
-#: RepDistiller's CIFAR-100 table (x0.1 at 150, 180, 210 of 240) and of torchvision's ImageNet one.
-LR_SCHEDULES = ("cosine", "step")
+#: RepDistiller's CIFAR-100 table (x0.1 at 150, 180, 210 of 240) and of torchvision's ImageNet one;
+#: ``poly`` decays as ``(1 - step / steps) ** 0.9``, the recipe of SKD, CWD and mmsegmentation.
+LR_SCHEDULES = ("cosine", "step", "poly")
 #: the fields added to :class:`Schedule` for the full tier (issue 13); at their default they are left
 #: out of every hash (:func:`bench.identity.schedule_spec`), so protocols that do not set them keep theirs
 SCHEDULE_OPTIONAL = ("lr_schedule", "milestones", "gamma", "lr_by_model", "drop_last")
@@ -31,7 +32,7 @@ SCHEDULE_OPTIONAL = ("lr_schedule", "milestones", "gamma", "lr_by_model", "drop_
 
 @dataclass(frozen=True)
 class Schedule:
-    """Optimiser and schedule of one training run: SGD with momentum, and cosine or step decay.
+    """Optimiser and schedule of one training run: SGD with momentum, and cosine, step or poly decay.
 
     ``lr_schedule="step"`` (with ``milestones`` in epochs and ``gamma``) is the multi-step decay of
     RepDistiller's ``adjust_learning_rate`` (``lr * gamma ** #{milestones passed}``); ``lr_by_model``

@@ -23,7 +23,15 @@ from bench.registry import DATASETS, MODELS, TASKS
 from bench.task import Batch, Split, Task
 from tasks.detection import coco, scenes
 from tasks.detection.metric import coco_map
-from tasks.detection.models import FEATURE_POINTS, LEVEL_STRIDES, anchor_generator, detector_transform
+from tasks.detection.geometry import DetectorGeometry, RetinaNetGeometry
+from tasks.detection.models import FEATURE_POINTS
+
+
+def detector_geometry(model_name: str) -> DetectorGeometry:
+    """The frame and anchors of detector ``model_name``: a registered model that describes its own
+    (``geometry()``, the OpenMMLab detectors) or the torch-native RetinaNet's."""
+    factory = MODELS.get(model_name) if model_name in MODELS else None
+    return factory.geometry() if hasattr(factory, "geometry") else RetinaNetGeometry()
 
 
 
@@ -36,10 +44,20 @@ class DetectionTask(Task):
     metric_range = (0.0, 100.0)  # every metric (per-class ones too) is a percentage
     augmentations = {"none": 1, "hflip": 2}
 
+    #: the frame and anchors of the protocol's detector (:meth:`configure`); RetinaNet's until configured
+    geometry: DetectorGeometry = RetinaNetGeometry()
+
+    def configure(self, protocol, loading=None) -> DetectionTask:
+        """Take the geometry of the protocol's student (an OpenMMLab detector's own, or RetinaNet's)."""
+        super().configure(protocol, loading)
+        self.geometry = detector_geometry(protocol.student)
+        return self
+
     def feature_points(self, model_name: str) -> dict[str, str]:
         if model_name.startswith("retinanet_fpn_"):
             return {**FEATURE_POINTS, "head.out": "head"}
-        return {}
+        factory = MODELS.get(model_name) if model_name in MODELS else None
+        return dict(getattr(factory, "feature_points", {}))
 
     def prepare(self, inputs: torch.Tensor) -> torch.Tensor:
         """uint8 image -> float in [0, 1]; the detector's transform normalises."""
@@ -67,6 +85,8 @@ class DetectionTask(Task):
 
     def forward_features(self, model: nn.Module, batch: Batch) -> Any:
         """Transform, backbone and head, without decoding or NMS: what methods read."""
+        if hasattr(model, "dense_outputs"):  # an OpenMMLab detector (tasks.openmmlab.detector)
+            return model.dense_outputs(batch.inputs)
         images, _ = model.transform(batch.inputs)
         features = list(model.backbone(images.tensors).values())
         return model.head(features)
@@ -75,37 +95,22 @@ class DetectionTask(Task):
                        ) -> tuple[tuple[int, int], list[torch.Tensor]]:
         """The frame the detector sees: ``((H, W) of the padded batch, each image's boxes in it)``.
 
-        The detector resizes each image (longer side to 64 pixels) and pads the batch
-        (:func:`tasks.detection.models.detector_transform`); its anchors are laid over the padded
+        The detector resizes each image (longer side to 64 pixels for ``retinanet_fpn_<w>``) and pads the
+        batch (:func:`tasks.detection.models.detector_transform`); its anchors are laid over the padded
         batch and its targets are the resized boxes. Methods that compare ground truth with anchors
         or feature cells (FGFI's mask, ``chen2017``'s assignment) must work in this frame, not in the
         stored image's: on real COCO the two differ (on the generated 64x64 scenes they coincide).
+        The frame is the protocol's detector's (:attr:`geometry`).
         """
-        with torch.no_grad():
-            image_list, resized = detector_transform()(
-                list(images), [{"boxes": t["boxes"]} for t in targets])
-        return tuple(int(v) for v in image_list.tensors.shape[-2:]), [t["boxes"] for t in resized]
+        return self.geometry.frame(images, targets)
 
     def anchors_at(self, point: str, feature_hw: tuple[int, int], image_hw: tuple[int, int]) -> torch.Tensor:
         """The detector's anchors (xyxy, location-major) at feature point ``point`` of one image."""
-        if point not in LEVEL_STRIDES:
-            raise ConfigError(f"no anchors at {point!r}; anchored points: {', '.join(LEVEL_STRIDES)}")
-        level = list(LEVEL_STRIDES).index(point)
-        generator = anchor_generator()
-        stride_h, stride_w = image_hw[0] // feature_hw[0], image_hw[1] // feature_hw[1]  # as torchvision does
-        cell = generator.generate_anchors(generator.sizes[level], generator.aspect_ratios[level])
-        shifts_x = torch.arange(feature_hw[1], dtype=torch.float32) * stride_w
-        shifts_y = torch.arange(feature_hw[0], dtype=torch.float32) * stride_h
-        sy, sx = torch.meshgrid(shifts_y, shifts_x, indexing="ij")
-        shifts = torch.stack([sx.reshape(-1), sy.reshape(-1)] * 2, dim=1)
-        return (shifts[:, None, :] + cell[None, :, :]).reshape(-1, 4)
+        return self.geometry.anchors_at(point, feature_hw, image_hw)
 
     def anchors_all(self, image_hw: tuple[int, int]) -> torch.Tensor:
-        """Every anchor of one image in the order of the head's outputs (levels p2, p3, p4)."""
-        return torch.cat([
-            self.anchors_at(point, (image_hw[0] // stride, image_hw[1] // stride), image_hw)
-            for point, stride in LEVEL_STRIDES.items()
-        ])
+        """Every anchor of one image in the order of the head's outputs (levels p2, p3, p4 for RetinaNet)."""
+        return self.geometry.anchors_all(image_hw)
 
     def evaluate(self, model: nn.Module, split: Split, batch_size: int) -> dict[str, float]:
         was_training = model.training

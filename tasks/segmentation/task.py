@@ -40,7 +40,10 @@ class SegmentationTask(Task):
     def feature_points(self, model_name: str) -> dict[str, str]:
         if model_name.startswith("pspnet_"):
             return FEATURE_POINTS
-        return DEEPLAB_FEATURE_POINTS if model_name.startswith("deeplabv3_") else {}
+        if model_name.startswith("deeplabv3_"):
+            return DEEPLAB_FEATURE_POINTS
+        factory = MODELS.get(model_name) if model_name in MODELS else None  # an OpenMMLab segmentor's own
+        return dict(getattr(factory, "feature_points", {}))
 
     def prepare(self, inputs: torch.Tensor) -> torch.Tensor:
         return (inputs.float() / 255.0 - 0.5) / 0.25
@@ -57,6 +60,15 @@ class SegmentationTask(Task):
 
     def task_losses(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"ce": F.cross_entropy(outputs, targets, ignore_index=IGNORE_INDEX)}
+
+    def forward_train(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The task's CE, plus ``ce_aux`` for a model with auxiliary heads (an mmseg segmentor's FCNHead:
+        :meth:`tasks.openmmlab.segmentor.MMSegSegmentor.auxiliary_logits`), weighted as its config says."""
+        output, losses = super().forward_train(model, batch)
+        auxiliary = model.auxiliary_logits() if hasattr(model, "auxiliary_logits") else []
+        for i, (logits, weight) in enumerate(auxiliary):
+            losses[f"ce_aux{i or ''}"] = weight * self.task_losses(logits, batch.targets)["ce"]
+        return output, losses
 
     def evaluate(self, model: nn.Module, split: Split, batch_size: int) -> dict[str, float]:
         was_training = model.training

@@ -65,6 +65,15 @@ def test_cosine_stays_the_default_and_anneals_per_step():
     assert got == pytest.approx([0.05 * (1 + math.cos(math.pi * t / 10)) for t in range(10)], rel=1e-9)
 
 
+def test_poly_decays_per_step_as_skd_and_mmsegmentation_with_power_0_9():
+    """SKD's ``lr_poly`` and mmsegmentation's PolyLR: lr = base * (1 - step / total) ** 0.9 (down to 0 here)."""
+    schedule = Schedule(epochs=3, batch_size=8, lr=0.01, lr_schedule="poly")
+    got = rates(schedule, per_epoch=4)
+    assert got == pytest.approx([0.01 * (1 - t / 12) ** 0.9 for t in range(12)], rel=1e-9)
+    with pytest.raises(ConfigError, match="key 'milestones' applies only to lr_schedule 'step'"):
+        Schedule(epochs=3, batch_size=8, lr=0.01, lr_schedule="poly", milestones=(1,))
+
+
 def test_lr_by_model_overrides_the_base_rate_of_those_models_only():
     schedule = Schedule(epochs=4, batch_size=8, lr=0.05, lr_by_model={"ShuffleNetV1": 0.01, "MobileNetV2": 0.01})
     assert schedule.lr_by_model == (("MobileNetV2", 0.01), ("ShuffleNetV1", 0.01))  # canonical: sorted pairs

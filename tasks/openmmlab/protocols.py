@@ -1,0 +1,71 @@
+"""Protocols with OpenMMLab models on the generated scenes: mmdet detectors on ``scenes``, mmseg segmentors on
+``seg_scenes``, the same data as the torch-native detection and segmentation protocols.
+
+They are registered only where OpenMMLab is installed (:func:`tasks.openmmlab.available`), so the default
+environment's suite, gate and lists are those of the torch-native models; ``kdbench list`` says how to get
+them (``bash tools/install-openmmlab.sh``).
+
+* ``*-smoke``: seconds, for the contract tests (tests/openmmlab) and as a first run.
+* ``detection-mmdet-faster-rcnn-mini`` and ``segmentation-mmseg-pspnet-mini``: the embedded defaults of
+  this backend, calibrated once on the validation split (teacher, baseline and a sensitivity probe; see
+  the README) and then frozen: any change must bump ``version``.
+
+Teachers: the ResNet-18 of base width 16 of the same config; students: width 8. Everything trains from
+scratch (no checkpoint file is needed).
+"""
+
+from __future__ import annotations
+
+from bench.protocol import Protocol, Schedule, TeacherRecipe
+from bench.registry import PROTOCOLS
+from tasks.detection.protocols import METRICS as DETECTION_METRICS
+from tasks.openmmlab import available
+
+SEGMENTATION_METRICS = ("miou", "pixel_acc")
+DETECTION_SMOKE = Schedule(epochs=4, batch_size=16, lr=0.03)
+SEGMENTATION_SMOKE = Schedule(epochs=2, batch_size=16, lr=0.02)
+
+
+def detection_smoke(config: str) -> Protocol:
+    """``detection-mmdet-<config>-smoke``: 64 generated scenes, 4 epochs."""
+    return Protocol(
+        name=f"detection-mmdet-{config.replace('_', '-')}-smoke", task="detection", tier="smoke", version=1,
+        dataset={"name": "scenes", "train_images": 64, "val_images": 16, "test_images": 32, "seed": 0},
+        student=f"mmdet_{config}_r18w8",
+        teacher=TeacherRecipe(model=f"mmdet_{config}_r18w16", schedule=DETECTION_SMOKE),
+        schedule=DETECTION_SMOKE, augmentation="hflip", metrics=DETECTION_METRICS, primary_metric="map",
+        seeds=(0, 1),
+        description=f"scenes, 64 training images, 4 epochs, mmdet {config} (ResNet-18 width 16 -> 8): exercises "
+                    "the OpenMMLab backend in seconds; too short to rank methods.",
+    )
+
+
+def segmentation_smoke(config: str) -> Protocol:
+    """``segmentation-mmseg-<config>-smoke``: 128 generated images, 2 epochs, with a three-teacher ensemble."""
+    teacher = TeacherRecipe(model=f"mmseg_{config}_r18w16", schedule=SEGMENTATION_SMOKE)
+    return Protocol(
+        name=f"segmentation-mmseg-{config}-smoke", task="segmentation", tier="smoke", version=1,
+        dataset={"name": "seg_scenes", "train_images": 128, "val_images": 16, "test_images": 32, "seed": 0},
+        student=f"mmseg_{config}_r18w8", teacher=teacher, schedule=SEGMENTATION_SMOKE, augmentation="hflip",
+        metrics=SEGMENTATION_METRICS, primary_metric="miou", seeds=(0, 1),
+        description=f"seg_scenes, 128 training images, 2 epochs, mmseg {config} (ResNet-18 width 16 -> 8): "
+                    "exercises the OpenMMLab backend in seconds; too short to rank methods.",
+        ensemble=(teacher, TeacherRecipe(f"mmseg_{config}_r18w16", SEGMENTATION_SMOKE, seed=1),
+                  TeacherRecipe(f"mmseg_{'deeplabv3' if config == 'pspnet' else 'pspnet'}_r18w16",
+                                SEGMENTATION_SMOKE)),
+    )
+
+
+SMOKE = [detection_smoke("retinanet"), detection_smoke("faster_rcnn"), segmentation_smoke("pspnet"),
+         segmentation_smoke("deeplabv3")]
+
+
+def register() -> None:
+    """Register this backend's protocols where its packages are installed."""
+    for protocol in SMOKE:
+        package = "mmdet" if protocol.task == "detection" else "mmseg"
+        if available(package):
+            PROTOCOLS.register(protocol.name)(lambda protocol=protocol: protocol)
+
+
+register()
