@@ -100,7 +100,8 @@ class MMDetGeometry(DetectorGeometry):
     def anchors_at(self, point: str, feature_hw: tuple[int, int], image_hw: tuple[int, int]) -> torch.Tensor:
         self.check_point(point)
         level = list(self.level_strides).index(point)
-        return self.anchor_generator.single_level_grid_priors(tuple(feature_hw), level, dtype=torch.float32)
+        return self.anchor_generator.single_level_grid_priors(tuple(feature_hw), level, dtype=torch.float32,
+                                                             device="cpu")  # mmdet's default is cuda
 
 
 def dense_layout(cls_scores: list[torch.Tensor], bbox_preds: list[torch.Tensor], num_anchors: int

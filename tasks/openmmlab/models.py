@@ -23,6 +23,7 @@ Register a user's config with :func:`register_config` (from a plugin module, iss
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -74,7 +75,10 @@ def read_config(config: str | Path, overrides: dict[str, Any] | None = None):
     if "model" not in cfg:
         raise ConfigError(f"OpenMMLab config {path}: missing key 'model'")
     if overrides:
-        cfg.merge_from_dict(dict(overrides))
+        try:
+            cfg.merge_from_dict(dict(overrides))
+        except (TypeError, KeyError) as exc:
+            raise ConfigError(f"OpenMMLab config {path}: the overrides {sorted(overrides)} do not apply: {exc}") from None
     return cfg
 
 
@@ -229,7 +233,7 @@ class OpenMMLabModel:
         registry = __import__(f"{self.backend}.registry", fromlist=["MODELS"]).MODELS
         with DefaultScope.overwrite_default_scope(self.backend):
             core = registry.build(ConfigDict(model_cfg))
-        core.init_weights()
+        quietly(core.init_weights)  # mmengine logs every parameter's initialisation at INFO
         if self.backend == "mmseg":
             from tasks.openmmlab.segmentor import MMSegSegmentor
 
@@ -242,6 +246,19 @@ class OpenMMLabModel:
             load_checkpoint(wrapper.core, checkpoint)
         del package
         return wrapper
+
+
+def quietly(call):
+    """``call()`` with mmengine's current logger at WARNING (its INFO lines are one per parameter)."""
+    from mmengine.logging import MMLogger
+
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        return call()
+    finally:
+        logger.setLevel(level)
 
 
 def register_config(name: str, backend: str, config: str | Path, overrides: dict[str, Any] | None = None,

@@ -56,6 +56,42 @@ def segmentation_smoke(config: str) -> Protocol:
     )
 
 
+def detection_mini(teacher_epochs: int = 60, teacher_lr: float = 0.03, epochs: int = 24, lr: float = 0.02,
+                   seeds: int = 3) -> Protocol:
+    """``detection-mmdet-faster-rcnn-mini``: ``detection-mini``'s data with mmdet's Faster R-CNN, the two-stage
+    setting of FGFI and Chen et al.; the keywords are the calibration's candidates (tools/calibrate.py), the
+    defaults the frozen choice (README, "The OpenMMLab backend")."""
+    return Protocol(
+        name="detection-mmdet-faster-rcnn-mini", task="detection", tier="mini", version=1,
+        dataset={"name": "scenes", "train_images": 600, "val_images": 50, "test_images": 300, "seed": 0},
+        student="mmdet_faster_rcnn_r18w8",
+        teacher=TeacherRecipe(model="mmdet_faster_rcnn_r18w16",
+                              schedule=Schedule(epochs=teacher_epochs, batch_size=16, lr=teacher_lr)),
+        schedule=Schedule(epochs=epochs, batch_size=16, lr=lr), augmentation="hflip", metrics=DETECTION_METRICS,
+        primary_metric="map", seeds=tuple(range(seeds)),
+        description=f"scenes, 600 training images of 64x64 with 2-5 objects of 6 classes; mmdet Faster R-CNN, "
+                    f"teacher ResNet-18 width 16 ({teacher_epochs} epochs), student width 8 ({epochs} epochs).",
+    )
+
+
+def segmentation_mini(teacher_epochs: int = 30, epochs: int = 20, lr: float = 0.02, seeds: int = 3) -> Protocol:
+    """``segmentation-mmseg-pspnet-mini``: ``segmentation-mini``'s data with mmseg's PSPNet (teacher ensemble: the
+    teacher, its recipe at seed 1, mmseg's DeepLabV3 of the same width); keywords as :func:`detection_mini`."""
+    schedule = Schedule(epochs=teacher_epochs, batch_size=16, lr=lr)
+    teacher = TeacherRecipe(model="mmseg_pspnet_r18w16", schedule=schedule)
+    return Protocol(
+        name="segmentation-mmseg-pspnet-mini", task="segmentation", tier="mini", version=1,
+        dataset={"name": "seg_scenes", "train_images": 600, "val_images": 50, "test_images": 200, "seed": 0},
+        student="mmseg_pspnet_r18w8", teacher=teacher, schedule=Schedule(epochs=epochs, batch_size=16, lr=lr),
+        augmentation="hflip", metrics=SEGMENTATION_METRICS, primary_metric="miou", seeds=tuple(range(seeds)),
+        description=f"seg_scenes, 600 training images of 64x64, 9 classes; mmseg PSPNet, teacher ResNet-18 width 16 "
+                    f"({teacher_epochs} epochs), student width 8 ({epochs} epochs); ensemble: the teacher, its recipe "
+                    "at seed 1 and mmseg DeepLabV3 width 16.",
+        ensemble=(teacher, TeacherRecipe("mmseg_pspnet_r18w16", schedule, seed=1),
+                  TeacherRecipe("mmseg_deeplabv3_r18w16", schedule)),
+    )
+
+
 SMOKE = [detection_smoke("retinanet"), detection_smoke("faster_rcnn"), segmentation_smoke("pspnet"),
          segmentation_smoke("deeplabv3")]
 

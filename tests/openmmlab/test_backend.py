@@ -134,7 +134,7 @@ def test_cityscapes_segmentor_renormalises_to_imagenet_statistics(monkeypatch, t
 def test_auxiliary_head_adds_its_weighted_ce():
     from tasks.openmmlab.models import OpenMMLabModel
 
-    auxiliary = dict(type="FCNHead", in_channels=32, in_index=2, channels=16, num_convs=1, concat_input=False,
+    auxiliary = dict(type="FCNHead", in_channels=64, in_index=2, channels=16, num_convs=1, concat_input=False,
                      dropout_ratio=0.1, num_classes=9, norm_cfg=dict(type="BN", requires_grad=True),
                      align_corners=False, loss_decode=dict(type="CrossEntropyLoss", loss_weight=0.4))
     factory = OpenMMLabModel("mmseg", "pspnet_r18_d8_tiny", {"model.auxiliary_head": auxiliary})
@@ -165,7 +165,7 @@ def test_pretrained_backbone_is_read_weights_only_and_zoo_files_load_as_teachers
     factory = OpenMMLabModel("mmseg", "pspnet_r18_d8_tiny", {
         "model.backbone.base_channels": 8, "model.backbone.stem_channels": 8, "model.decode_head.in_channels": 64,
         "model.decode_head.channels": 32,
-        "model.backbone.init_cfg": dict(type="Pretrained", checkpoint=str(tmp_path / "backbone.pth"))})
+        "model.backbone.init_cfg": dict(_delete_=True, type="Pretrained", checkpoint=str(tmp_path / "backbone.pth"))})
     seed_everything(2)
     built = factory(num_classes=9)
     for key, value in source.core.backbone.state_dict().items():
