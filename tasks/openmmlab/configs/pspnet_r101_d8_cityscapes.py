@@ -1,26 +1,11 @@
 # PSPNet with a dilated ResNet-101 (V1c stem, output stride 8) for Cityscapes: mmsegmentation 1.x's
-# configs/pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py (model part), with BN for SyncBN (KDBench's
-# runs are one process or DDP without SyncBN). As a teacher it is loaded whole from the model zoo's file
-# (pspnet_r101-d8_512x1024_80k_cityscapes_20200606_112211-e1e1100f.pth, 79.76 mIoU on Cityscapes val), so
-# its backbone starts from nothing here (no init_cfg).
-kdbench_normalization = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
-norm_cfg = dict(type="BN", requires_grad=True)
+# configs/pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py, i.e. pspnet_r18_d8_cityscapes.py at depth 101
+# with the wider heads of the ResNet-50/101 configs. As a teacher it is loaded whole from the model zoo's file
+# (pspnet_r101-d8_512x1024_80k_cityscapes_20200606_112211-e1e1100f.pth, 79.76 mIoU on Cityscapes val), so its
+# backbone starts from nothing here (no init_cfg).
+_base_ = "./pspnet_r18_d8_cityscapes.py"
 model = dict(
-    type="EncoderDecoder",
-    data_preprocessor=dict(type="SegDataPreProcessor", mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-                           bgr_to_rgb=True, pad_val=0, seg_pad_val=255),
-    backbone=dict(
-        type="ResNetV1c", depth=101, num_stages=4, out_indices=(0, 1, 2, 3), dilations=(1, 1, 2, 4),
-        strides=(1, 2, 1, 1), norm_cfg=norm_cfg, norm_eval=False, style="pytorch", contract_dilation=True,
-        init_cfg=None),
-    decode_head=dict(
-        type="PSPHead", in_channels=2048, in_index=3, channels=512, pool_scales=(1, 2, 3, 6), dropout_ratio=0.1,
-        num_classes=19, norm_cfg=norm_cfg, align_corners=False,
-        loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0)),
-    auxiliary_head=dict(
-        type="FCNHead", in_channels=1024, in_index=2, channels=256, num_convs=1, concat_input=False,
-        dropout_ratio=0.1, num_classes=19, norm_cfg=norm_cfg, align_corners=False,
-        loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=0.4)),
-    train_cfg=dict(),
-    test_cfg=dict(mode="whole"),
+    backbone=dict(depth=101, init_cfg=None),
+    decode_head=dict(in_channels=2048, channels=512),
+    auxiliary_head=dict(in_channels=1024, channels=256),
 )
