@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe", default="kd", help="the sensitivity probe's method (default kd)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--comparisons", type=int, default=None,
-                        help="methods compared with the baseline in the protocol's table (default: its default methods)")
+                        help="methods compared with the baseline in the protocol's table "
+                             "(default: its default methods)")
     args = parser.parse_args(argv)
 
     from bench.distill import Distiller
@@ -59,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     teaching, _ = ws.teacher_inputs(build_method(protocol, args.probe), cached=False)
     teacher = teaching.stages[0][1].model  # the protocol's teacher (the probe must be a single-teacher method)
     teacher_value = task.evaluate(teacher, splits["val"], protocol.schedule.batch_size)[metric]
-    print(f"teacher {protocol.teacher.model}: {metric} {teacher_value:.2f} (ready in {time.perf_counter() - start:.0f} s)",
-          flush=True)
+    ready = time.perf_counter() - start
+    print(f"teacher {protocol.teacher.model}: {metric} {teacher_value:.2f} (ready in {ready:.0f} s)", flush=True)
 
     def student_value(method_name: str, seed: int) -> float:
         method = build_method(protocol, method_name)
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
               model_name=protocol.student)
         distiller.close()
         result = task.evaluate(student, splits["val"], protocol.schedule.batch_size)[metric]
-        print(f"  {method_name:<12} seed {seed}: {metric} {result:.2f} ({time.perf_counter() - began:.0f} s)", flush=True)
+        seconds = time.perf_counter() - began
+        print(f"  {method_name:<12} seed {seed}: {metric} {result:.2f} ({seconds:.0f} s)", flush=True)
         return result
 
     baseline = [student_value("baseline", seed) for seed in args.seeds]

@@ -26,6 +26,7 @@ import copy
 import logging
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,8 @@ def read_config(config: str | Path, overrides: dict[str, Any] | None = None):
         try:
             cfg.merge_from_dict(dict(overrides))
         except (TypeError, KeyError) as exc:
-            raise ConfigError(f"OpenMMLab config {path}: the overrides {sorted(overrides)} do not apply: {exc}") from None
+            raise ConfigError(f"OpenMMLab config {path}: the overrides {sorted(overrides)} do not apply: "
+                              f"{exc}") from None
     return cfg
 
 
@@ -231,7 +233,10 @@ class OpenMMLabModel:
         from mmengine.registry import DefaultScope
 
         registry = __import__(f"{self.backend}.registry", fromlist=["MODELS"]).MODELS
-        with DefaultScope.overwrite_default_scope(self.backend):
+        with DefaultScope.overwrite_default_scope(self.backend), warnings.catch_warnings():
+            # mmseg warns on every build about its own loss builder's future and CE's ignore-label default;
+            # neither applies (KDBench computes the task's losses itself)
+            warnings.filterwarnings("ignore", message=".*(build_loss|avg_non_ignore).*", category=UserWarning)
             core = registry.build(ConfigDict(model_cfg))
         quietly(core.init_weights)  # mmengine logs every parameter's initialisation at INFO
         if self.backend == "mmseg":
