@@ -74,9 +74,16 @@ def detection_mini(teacher_epochs: int = 60, teacher_lr: float = 0.03, epochs: i
     )
 
 
-def segmentation_mini(teacher_epochs: int = 30, epochs: int = 20, lr: float = 0.02, seeds: int = 3) -> Protocol:
+def segmentation_mini(teacher_epochs: int = 30, epochs: int = 20, lr: float = 0.02, seeds: int = 5) -> Protocol:
     """``segmentation-mmseg-pspnet-mini``: ``segmentation-mini``'s data with mmseg's PSPNet (teacher ensemble: the
-    teacher, its recipe at seed 1, mmseg's DeepLabV3 of the same width); keywords as :func:`detection_mini`."""
+    teacher, its recipe at seed 1, mmseg's DeepLabV3 of the same width); keywords as :func:`detection_mini`.
+
+    Calibration (the first candidate, ``segmentation-mini``'s schedules; validation split, seeds 0-2, at
+    6ebe65c): teacher mIoU 43.04, baseline 32.10 +- 0.77 (gap >= 10.17 against every seed), the probe ``cwd``
+    +9.84 (sd of the paired differences 0.41). With 3 seeds and 8 comparisons a difference of 3.3 points
+    would be detected at 80% power if every method's spread were cwd's; ``segmentation-mini``'s methods
+    showed spreads up to 2.2, so the protocol runs 5 seeds (runs take about 45 s).
+    """
     schedule = Schedule(epochs=teacher_epochs, batch_size=16, lr=lr)
     teacher = TeacherRecipe(model="mmseg_pspnet_r18w16", schedule=schedule)
     return Protocol(
@@ -94,11 +101,12 @@ def segmentation_mini(teacher_epochs: int = 30, epochs: int = 20, lr: float = 0.
 
 SMOKE = [detection_smoke("retinanet"), detection_smoke("faster_rcnn"), segmentation_smoke("pspnet"),
          segmentation_smoke("deeplabv3")]
+MINI = [detection_mini(), segmentation_mini()]
 
 
 def register() -> None:
     """Register this backend's protocols where its packages are installed."""
-    for protocol in SMOKE:
+    for protocol in [*SMOKE, *MINI]:
         package = "mmdet" if protocol.task == "detection" else "mmseg"
         if available(package):
             PROTOCOLS.register(protocol.name)(lambda protocol=protocol: protocol)
