@@ -1,7 +1,9 @@
 """What ``kdbench suite`` does with full-tier protocols: run those whose data (and pinned teacher) is
 there, skip the others saying why.
 
-A full protocol reads a real dataset from ``--data-root``. Before anything runs, each one's dataset is
+A full protocol reads a real dataset from ``--data-root``. A protocol whose models cannot be built in this
+environment (an OpenMMLab model without OpenMMLab: ``unavailable()`` of the registered model) is skipped
+saying so. Before anything runs, each one's dataset is
 checked (:func:`bench.datacheck.check_data`, once per dataset): missing or incomplete data skips the
 protocol with the check's reason, and so does a missing ``--data-root``; a skip is never an error, so
 no suite fails because full data is absent. A protocol that pins its teacher file
@@ -44,6 +46,10 @@ def plan_full(protocols: list[Protocol], data_root: str | None,
     planned, skipped = [], []
     reports: dict[str, DataReport] = {}
     for protocol in protocols:
+        missing = unbuildable_models(protocol)
+        if missing:
+            skipped.append(Skipped(protocol, missing))
+            continue
         name = protocol.dataset.get("name")
         layout = DATA_CHECKS.get(name)().layout if name in DATA_CHECKS else REAL_DATASETS.get(
             protocol.task, {}).get(name, "")
@@ -64,6 +70,19 @@ def plan_full(protocols: list[Protocol], data_root: str | None,
             continue
         planned.append(Planned(protocol, locate_data_root(name, data_root), str(teacher) if teacher else None))
     return planned, skipped
+
+
+def unbuildable_models(protocol: Protocol) -> str | None:
+    """Why a model of ``protocol`` cannot be built in this environment (a registered model that says so through
+    ``unavailable()``, e.g. an OpenMMLab model without OpenMMLab installed), or None."""
+    from bench.registry import MODELS
+
+    models = [protocol.student, protocol.teacher.model, *(r.model for r in protocol.ensemble)]
+    for model in models:
+        reason = getattr(MODELS.get(model), "unavailable", lambda: None)() if model in MODELS else None
+        if reason:
+            return f"its model {model} cannot be built here: {reason}"
+    return None
 
 
 def describe_plan(planned: list[Planned], skipped: list[Skipped]) -> str:

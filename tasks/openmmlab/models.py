@@ -208,6 +208,12 @@ class OpenMMLabModel:
         found["data_preprocessor"] = plain(cfg.model.get("data_preprocessor") or {})
         return found
 
+    def unavailable(self) -> str | None:
+        """Why this model cannot be built here (its OpenMMLab package is not installed), or None."""
+        from tasks.openmmlab import INSTALL_HINT, PACKAGES, available
+
+        return None if available(self.backend) else f"{PACKAGES[self.backend]} is not installed; {INSTALL_HINT}"
+
     @property
     def feature_points(self) -> dict[str, str]:
         if self.backend == "mmseg":

@@ -137,3 +137,16 @@ def test_the_full_tier_protocols_read_their_files_and_carry_claims():
     coco_claims = {c.label: c for c in claims_for("coco-faster-rcnn-r101-r50")}
     assert (coco_claims["teacher"].value, coco_claims["student"].value, coco_claims["FGFI"].value) == (39.4, 37.4, None)
     assert {p.name for p in protocols_of_tier("full")} >= {"coco-faster-rcnn-r101-r50", "cityscapes-pspnet-r101-r18"}
+
+
+@pytest.mark.skipif(available("mmdet") and available("mmseg"), reason="OpenMMLab is installed here")
+def test_the_full_plan_skips_openmmlab_protocols_saying_why_without_openmmlab(tmp_path):
+    from bench.full_tier import plan_full
+
+    protocols = [get_protocol("coco-faster-rcnn-r101-r50"), get_protocol("cityscapes-pspnet-r101-r18")]
+    planned, skipped = plan_full(protocols, str(tmp_path), str(tmp_path))
+    assert not planned
+    assert [s.reason.split(":")[0] for s in skipped] == [
+        "its model mmdet_faster_rcnn_r50_fpn_coco cannot be built here",
+        "its model mmseg_pspnet_r18_d8_cityscapes cannot be built here"]
+    assert all("tools/install-openmmlab.sh" in s.reason for s in skipped)
