@@ -135,16 +135,22 @@ class MMDetDetector(nn.Module):
     def __init__(self, core: nn.Module, geometry: MMDetGeometry):
         super().__init__()
         self.core = core
-        self._register_load_state_dict_pre_hook(accept_openmmlab_keys)
+        self._register_load_state_dict_pre_hook(accept_openmmlab_keys, with_module=True)
         self.geometry = geometry
         self.transform = geometry.frame_transform()
         self.levels = list(geometry.level_strides)
         self.taps = nn.ModuleDict({point.replace(".", "_"): nn.Identity() for point in [*self.levels, "head.out"]})
         if not hasattr(core, "neck") or core.neck is None:
             raise ConfigError("KDBench reads an mmdet detector's levels at its neck: the config has no model.neck")
-        self.dense_head = getattr(core, geometry.dense_head)
+        self.dense_head_key = geometry.dense_head  # a name, not a second registration of the module
         core.neck.register_forward_hook(self._tap_levels)
         self.dense_head.register_forward_hook(self._tap_head)
+
+    @property
+    def dense_head(self) -> nn.Module:
+        """The head that scores anchors (``core.bbox_head`` or ``core.rpn_head``); read through ``core`` only, so
+        the state dict names each tensor once."""
+        return getattr(self.core, self.dense_head_key)
 
     def _tap_levels(self, _module: nn.Module, _inputs: tuple, outputs: tuple) -> tuple:
         if len(outputs) != len(self.levels):

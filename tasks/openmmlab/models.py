@@ -306,12 +306,13 @@ for _prefix, _backend, _config, _what in SHIPPED:
                         f"{_backend} {_what}, ResNet-18 of base width {_width} (configs/{_config}.py)")
 
 
-def accept_openmmlab_keys(state_dict: dict, prefix: str, *_args) -> None:
+def accept_openmmlab_keys(module: nn.Module, state_dict: dict, prefix: str, *_args) -> None:
     """A ``load_state_dict`` pre-hook of the wrappers: a checkpoint saved by mmdet or mmseg names its tensors
-    ``backbone.…`` where the wrapper holds them as ``core.backbone.…``; such keys are renamed in place, so a
-    model-zoo file (``{"meta", "state_dict"}``, read weights-only by :func:`bench.teachers.read_state_dict`)
-    loads as a teacher as KDBench's own files do."""
-    for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(prefix + "core.")]:
+    ``backbone.…`` where the wrapper holds them as ``core.backbone.…``; such keys (those under none of the
+    wrapper's own children) are renamed in place, so a model-zoo file (``{"meta", "state_dict"}``, read
+    weights-only by :func:`bench.teachers.read_state_dict`) loads as a teacher as KDBench's own files do."""
+    own = tuple(f"{prefix}{name}." for name, _ in module.named_children())
+    for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(own)]:
         state_dict[prefix + "core." + key[len(prefix):]] = state_dict.pop(key)
 
 

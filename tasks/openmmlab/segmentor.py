@@ -58,7 +58,7 @@ class MMSegSegmentor(nn.Module):
     def __init__(self, core: nn.Module, settings: dict[str, Any]):
         super().__init__()
         self.core = core
-        self._register_load_state_dict_pre_hook(accept_openmmlab_keys)
+        self._register_load_state_dict_pre_hook(accept_openmmlab_keys, with_module=True)
         mean, std = normalization(settings)
         # x_task = (u - 127.5) / 63.75  ->  x_model = (u - mean) / std = x_task * scale + shift
         self.register_buffer("scale", torch.tensor([TASK_STD / s for s in std]).view(1, -1, 1, 1), persistent=False)

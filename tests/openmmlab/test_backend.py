@@ -185,3 +185,19 @@ def test_kdbench_run_writes_a_record_on_openmmlab_models(tmp_path, protocol, met
     [record] = ResultsStore(results).records()
     metric = get_protocol(protocol).primary_metric
     assert record["protocol"]["name"] == protocol and 0.0 <= record["metrics"][metric] <= 100.0
+
+
+@pytest.mark.parametrize("name", [*DETECTORS, *SEGMENTORS])
+def test_a_saved_model_loads_back_strictly_with_each_tensor_named_once(name, tmp_path):
+    """What the teacher cache does: save the state dict, build the model anew, load it strictly."""
+    task = make_task(get_protocol("detection-mmdet-retinanet-smoke" if name.startswith("mmdet")
+                                  else "segmentation-mmseg-pspnet-smoke"))
+    seed_everything(0)
+    model = task.build_model(name, 6)
+    state = model.state_dict()
+    assert all(key.startswith("core.") for key in state)
+    torch.save(state, tmp_path / "model.pt")
+    seed_everything(1)
+    fresh = task.build_model(name, 6)
+    fresh.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    assert all(torch.equal(fresh.state_dict()[k], v) for k, v in state.items())

@@ -112,11 +112,13 @@ def test_without_openmmlab_building_says_how_to_install_and_no_smoke_protocol_is
 
 
 def test_model_zoo_checkpoint_keys_are_renamed_under_core():
-    state = {"backbone.conv1.weight": 1, "core.decode_head.conv_seg.bias": 2}
-    accept_openmmlab_keys(state, "")
-    assert state == {"core.backbone.conv1.weight": 1, "core.decode_head.conv_seg.bias": 2}
+    wrapper = torch.nn.Module()
+    wrapper.core, wrapper.taps = torch.nn.Identity(), torch.nn.Identity()
+    state = {"backbone.conv1.weight": 1, "core.decode_head.conv_seg.bias": 2, "taps.x": 3}
+    accept_openmmlab_keys(wrapper, state, "")
+    assert state == {"core.backbone.conv1.weight": 1, "core.decode_head.conv_seg.bias": 2, "taps.x": 3}
     nested = {"student.backbone.x": 1, "other.y": 2}
-    accept_openmmlab_keys(nested, "student.")
+    accept_openmmlab_keys(wrapper, nested, "student.")
     assert nested == {"student.core.backbone.x": 1, "other.y": 2}
 
 
