@@ -23,6 +23,8 @@ Register a user's config with :func:`register_config` (from a plugin module, iss
 from __future__ import annotations
 
 import copy
+import functools
+import importlib
 import logging
 import os
 import re
@@ -193,9 +195,14 @@ class OpenMMLabModel:
             raise ConfigError(f"OpenMMLab backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
         self.__doc__ = self.doc or f"{self.backend} model from the config {self.config}"
 
+    @functools.cached_property
+    def read(self):
+        """The config with its overrides, read once (every build, feature-point and geometry look-up uses it)."""
+        return read_config(self.config, self.overrides)
+
     def model_config(self, num_classes: int | None = None) -> dict:
         """The config's ``model`` dict (a plain copy), its heads set to ``num_classes`` when given."""
-        model_cfg = plain(read_config(self.config, self.overrides).model)
+        model_cfg = plain(self.read.model)
         if num_classes is not None:
             set_num_classes(model_cfg, num_classes)
         return model_cfg
@@ -203,7 +210,7 @@ class OpenMMLabModel:
     def settings(self) -> dict[str, Any]:
         """The config's top-level ``kdbench_*`` keys (``kdbench_frame``, ``kdbench_normalization``) as a dict
         without the prefix, and its ``data_preprocessor`` (for defaults)."""
-        cfg = read_config(self.config, self.overrides)
+        cfg = self.read
         found = {key[len("kdbench_"):]: plain(cfg[key]) for key in cfg.keys() if key.startswith("kdbench_")}
         found["data_preprocessor"] = plain(cfg.model.get("data_preprocessor") or {})
         return found
@@ -235,10 +242,10 @@ class OpenMMLabModel:
 
         model_cfg = self.model_config(num_classes)
         checkpoints = take_checkpoints(model_cfg)
-        package = require(self.backend)
+        require(self.backend)
         from mmengine.registry import DefaultScope
 
-        registry = __import__(f"{self.backend}.registry", fromlist=["MODELS"]).MODELS
+        registry = importlib.import_module(f"{self.backend}.registry").MODELS
         with DefaultScope.overwrite_default_scope(self.backend), warnings.catch_warnings():
             # mmseg warns on every build about its own loss builder's future and CE's ignore-label default;
             # neither applies (KDBench computes the task's losses itself)
@@ -255,7 +262,6 @@ class OpenMMLabModel:
             wrapper = MMDetDetector(core, self.geometry())
         for checkpoint in checkpoints:
             load_checkpoint(wrapper.core, checkpoint)
-        del package
         return wrapper
 
 
